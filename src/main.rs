@@ -1,0 +1,5 @@
+//! The `labelport` binary.
+#![allow(dead_code)]
+mod db;
+mod model;
+fn main() {}

@@ -1,0 +1,7 @@
+//! Domain types and pure functions. *Invariant:* nothing in this module does IO.
+
+pub mod entities;
+pub mod import_format;
+pub mod label_config;
+pub mod task_item;
+pub mod timestamp;
