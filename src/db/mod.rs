@@ -19,7 +19,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
-pub use tasks::{NewTask, TaskPage};
+pub use tasks::NewTask;
 pub use users::NewUser;
 
 use crate::model::timestamp::format_timestamp;
@@ -119,11 +119,6 @@ impl Db {
         Ok(Db { pool, engine })
     }
 
-    /// The engine behind this handle.
-    pub fn engine(&self) -> Engine {
-        self.engine
-    }
-
     /// Brings the schema up to date. Safe to run on every start and from several processes.
     pub async fn migrate(&self) -> Result<(), DbError> {
         let sources: &[(i64, &str, &str, &str)] = &[(
@@ -170,6 +165,13 @@ impl Db {
     /// The pool, for modules of this crate's `db` folder.
     fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Runs one administrative statement built at run time (for example `CREATE DATABASE` in
+    /// benchmarks and tests). Never pass user input.
+    pub async fn execute_admin(&self, sql: &str) -> Result<(), DbError> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(self.pool()).await?;
+        Ok(())
     }
 
     /// Closes every connection (used by tests and on shutdown).

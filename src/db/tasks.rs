@@ -315,6 +315,20 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes every task of a project with its annotations and predictions.
+    pub async fn delete_all_tasks(&self, project_id: i64) -> Result<(), DbError> {
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "DELETE FROM annotation WHERE project_id = $1",
+            "DELETE FROM prediction WHERE project_id = $1",
+            "DELETE FROM task WHERE project_id = $1",
+        ] {
+            sqlx::query(statement).bind(project_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Recomputes a task's annotation and prediction counters from what is stored.
     pub(super) async fn refresh_task_counters(
         &self,

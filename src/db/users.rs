@@ -126,18 +126,6 @@ impl Db {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// The stored password hash of a user, if the user has a password.
-    pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, DbError> {
-        let row = sqlx::query("SELECT password_hash FROM app_user WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row
-            .map(|r| r.try_get::<Option<String>, _>("password_hash"))
-            .transpose()?
-            .flatten())
-    }
-
     /// The active user owning the token with this hash.
     pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, DbError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -185,22 +173,6 @@ impl Db {
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
-    /// Brief user records by id (for expanding `completed_by` in exports).
-    pub async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<User>, DbError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM app_user WHERE id IN ({})",
-            placeholders(1, ids.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(user_from_row).collect()
-    }
 }
 
 /// `$first, $first+1, ...` for `count` parameters.

@@ -117,17 +117,6 @@ impl LabelConfig {
         self.objects.first().map(|o| o.variable.as_str())
     }
 
-    /// Every data key the configuration reads, in document order, without repeats.
-    pub fn data_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        for object in &self.objects {
-            if !keys.contains(&object.variable) {
-                keys.push(object.variable.clone());
-            }
-        }
-        keys
-    }
-
     /// Label Studio's `parsed_label_config`: control name -> type, targets, inputs and labels.
     pub fn parsed_summary(&self) -> Value {
         let mut summary = Map::new();

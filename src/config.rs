@@ -1,0 +1,131 @@
+//! The command line and its environment variables: one typed configuration, every flag also an
+//! environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "labelport", version, about = "A Label Studio-compatible labeling server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (and create the first user from LABELPORT_USERNAME/PASSWORD/USER_TOKEN).
+    Start(StartArgs),
+    /// Create or update the database schema, then exit.
+    Migrate(DatabaseArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Measure import speed and memory.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Folder for the embedded database and other local data.
+    #[arg(long, env = "LABELPORT_DATA_DIR", default_value = "./labelport-data")]
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data dir.
+    #[arg(long, env = "LABELPORT_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database URL to use, defaulting to `labelport.db` in the data folder.
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("labelport.db").display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "LABELPORT_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, env = "LABELPORT_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Largest request body accepted, in bytes (Label Studio's DATA_UPLOAD_MAX_MEMORY_SIZE).
+    #[arg(long, env = "DATA_UPLOAD_MAX_MEMORY_SIZE", default_value_t = 250 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (in a new or existing organization) and print an API token for it.
+    Create(UserCreateArgs),
+    /// Create a new API token for a user and print it (tokens are stored hashed, so an existing
+    /// one cannot be shown again).
+    Token(UserTokenArgs),
+}
+
+#[derive(Clone, Args)]
+pub struct UserCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long)]
+    pub email: String,
+    #[arg(long, env = "LABELPORT_NEW_USER_PASSWORD")]
+    pub password: Option<String>,
+    /// Organization to join, created when it does not exist. Default: the first organization.
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// Use this API token instead of a random one.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for UserCreateArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCreateArgs")
+            .field("database", &self.database)
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("organization", &self.organization)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Clone, Args)]
+pub struct UserTokenArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long)]
+    pub email: String,
+    /// Register this token instead of a random one.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for UserTokenArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserTokenArgs")
+            .field("database", &self.database)
+            .field("email", &self.email)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Reads the first set variable among `LABELPORT_<name>` and Label Studio's spellings.
+pub fn env_any(name: &str) -> Option<String> {
+    [
+        format!("LABELPORT_{name}"),
+        format!("LABEL_STUDIO_{name}"),
+        format!("HEARTEX_{name}"),
+    ]
+    .iter()
+    .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+}
