@@ -61,8 +61,10 @@ fn task_body(count: usize) -> Vec<u8> {
             body.push(b',');
         }
         body.extend_from_slice(
-            format!(r#"{{"text":"Review number {i}: the product arrived on time and works.","source":"bench","n":{i}}}"#)
-                .as_bytes(),
+            format!(
+                r#"{{"text":"Review number {i}: the product arrived on time and works.","source":"bench","n":{i}}}"#
+            )
+            .as_bytes(),
         );
     }
     body.push(b']');
@@ -125,7 +127,11 @@ async fn import_once(engine: &str, url: &str, tasks: usize) -> anyhow::Result<()
     let seconds = started.elapsed().as_secs_f64();
     let (_, peak) = memory_mib();
     ensure!(status.as_u16() == 201, "import answered {status}: {outcome}");
-    ensure!(outcome["task_count"] == tasks, "imported {} tasks, expected {tasks}", outcome["task_count"]);
+    ensure!(
+        outcome["task_count"] == tasks,
+        "imported {} tasks, expected {tasks}",
+        outcome["task_count"]
+    );
     println!(
         "{engine:<10} {tasks:>7} {body_mib:>9.1} {seconds:>8.2} {:>8.0} {rss_before:>15.1} {peak:>12.1}",
         tasks as f64 / seconds

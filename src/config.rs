@@ -129,3 +129,20 @@ pub fn env_any(name: &str) -> Option<String> {
     .iter()
     .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
 }
+
+/// Reads a boolean setting among `name`, `LABEL_STUDIO_<name>` and `LABELPORT_<name>`
+/// (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+pub fn flag_env(name: &str, default: bool) -> bool {
+    let value = [
+        format!("LABELPORT_{name}"),
+        format!("LABEL_STUDIO_{name}"),
+        name.to_string(),
+    ]
+    .iter()
+    .find_map(|key| std::env::var(key).ok());
+    match value.map(|v| v.trim().to_ascii_lowercase()) {
+        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => true,
+        Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => false,
+        _ => default,
+    }
+}

@@ -59,7 +59,10 @@ pub async fn import_files(
     let found_formats: BTreeSet<String> = files
         .iter()
         .filter_map(|f| f.name.as_deref())
-        .filter_map(|name| name.rsplit_once('.').map(|(_, ext)| format!(".{}", ext.to_ascii_lowercase())))
+        .filter_map(|name| {
+            name.rsplit_once('.')
+                .map(|(_, ext)| format!(".{}", ext.to_ascii_lowercase()))
+        })
         .collect();
     let (sender, mut receiver) = mpsc::channel::<Vec<TaskItem>>(BATCHES_IN_FLIGHT);
     let parser = tokio::task::spawn_blocking(move || parse_all(files, sender));

@@ -63,7 +63,9 @@ pub async fn create_user(
 /// Creates the user named by `LABELPORT_USERNAME` (or `LABEL_STUDIO_USERNAME`) on first start,
 /// and registers `..._USER_TOKEN` for it, as Label Studio does.
 async fn bootstrap_user(db: &Db) -> anyhow::Result<()> {
-    let Some(username) = env_any("USERNAME") else { return Ok(()) };
+    let Some(username) = env_any("USERNAME") else {
+        return Ok(());
+    };
     let password = env_any("PASSWORD");
     let user = match db.user_by_email(&username).await? {
         Some(user) => user,
@@ -137,7 +139,10 @@ pub async fn create_user_command(args: UserCreateArgs) -> anyhow::Result<()> {
     let user = create_user(&db, &args.email, args.password.as_deref(), args.organization.as_deref()).await?;
     let token = args.token.clone().unwrap_or_else(generate_token);
     db.add_token(user.id, &hash_token(&token)).await?;
-    println!("created user {} (id {}) in organization {}", user.email, user.id, user.organization_id);
+    println!(
+        "created user {} (id {}) in organization {}",
+        user.email, user.id, user.organization_id
+    );
     println!("{token}");
     Ok(())
 }

@@ -18,7 +18,10 @@ use crate::model::entities::{AnnotationChanges, User};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tasks/{id}/annotations", get(list).post(create))
-        .route("/api/annotations/{id}", get(read).patch(update).put(update).delete(remove))
+        .route(
+            "/api/annotations/{id}",
+            get(read).patch(update).put(update).delete(remove),
+        )
 }
 
 /// Reads the fields a client may set. `completed_by` must name a user of the caller's
@@ -36,9 +39,16 @@ async fn changes_from_body(state: &AppState, user: &User, body: &Map<String, Val
         _ => None,
     };
     if let Some(id) = completed_by {
-        let member = state.db.user_by_id(id).await?.filter(|u| u.organization_id == user.organization_id);
+        let member = state
+            .db
+            .user_by_id(id)
+            .await?
+            .filter(|u| u.organization_id == user.organization_id);
         if member.is_none() {
-            return Err(ApiError::validation("completed_by", format!("Invalid pk \"{id}\" - object does not exist.")));
+            return Err(ApiError::validation(
+                "completed_by",
+                format!("Invalid pk \"{id}\" - object does not exist."),
+            ));
         }
     }
     Ok(AnnotationChanges {
@@ -54,7 +64,11 @@ async fn changes_from_body(state: &AppState, user: &User, body: &Map<String, Val
     })
 }
 
-async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(task_id): PathId) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(task_id): PathId,
+) -> ApiResult<Json<Value>> {
     let task = task_for(&state, &user, task_id).await?;
     let annotations = state.db.annotations_of_tasks(&[task.id]).await?;
     Ok(Json(Value::Array(annotations.iter().map(annotation_to_wire).collect())))
@@ -68,11 +82,18 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let task = task_for(&state, &user, task_id).await?;
     let changes = changes_from_body(&state, &user, &body).await?;
-    let annotation = state.db.create_annotation(task.id, task.project_id, user.id, &changes).await?;
+    let annotation = state
+        .db
+        .create_annotation(task.id, task.project_id, user.id, &changes)
+        .await?;
     Ok((StatusCode::CREATED, Json(annotation_to_wire(&annotation))))
 }
 
-async fn read(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<Json<Value>> {
+async fn read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
     let annotation = state.db.annotation(user.organization_id, id).await?;
     Ok(Json(annotation_to_wire(&annotation)))
 }
@@ -89,7 +110,11 @@ async fn update(
     Ok(Json(annotation_to_wire(&annotation)))
 }
 
-async fn remove(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let annotation = state.db.annotation(user.organization_id, id).await?;
     state.db.delete_annotation(&annotation).await?;
     Ok(StatusCode::NO_CONTENT)

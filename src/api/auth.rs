@@ -35,7 +35,11 @@ fn presented_token(parts: &Parts) -> Option<&str> {
             _ => None,
         };
     }
-    parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 impl FromRequestParts<AppState> for CurrentUser {

@@ -36,7 +36,10 @@ impl ApiError {
     }
 
     pub fn unauthenticated() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "Authentication credentials were not provided.")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Authentication credentials were not provided.",
+        )
     }
 
     pub fn bad_request(detail: impl Into<String>) -> ApiError {

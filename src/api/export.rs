@@ -85,7 +85,11 @@ fn parse_query(raw: Option<&str>) -> ApiResult<ExportQuery> {
     })
 }
 
-async fn formats(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<Json<Value>> {
+async fn formats(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
     project_for(&state, &user, id).await?;
     Ok(Json(json!(["JSON", "JSON_MIN", "CSV"])))
 }
@@ -116,11 +120,17 @@ async fn export(
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
-    let file_name = format!("project-{id}-at-{}.{extension}", crate::db::now().replace([':', '.'], "-"));
+    let file_name = format!(
+        "project-{id}-at-{}.{extension}",
+        crate::db::now().replace([':', '.'], "-")
+    );
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
         ],
         ResponseBody::from_stream(stream),
     )
@@ -193,7 +203,10 @@ enum ExportError {
 type Sender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 async fn send(sender: &Sender, bytes: Vec<u8>) -> Result<(), ExportError> {
-    sender.send(Ok(Bytes::from(bytes))).await.map_err(|_| ExportError::Closed)
+    sender
+        .send(Ok(Bytes::from(bytes)))
+        .await
+        .map_err(|_| ExportError::Closed)
 }
 
 fn encode_error(error: impl std::fmt::Display) -> ExportError {
@@ -201,7 +214,13 @@ fn encode_error(error: impl std::fmt::Display) -> ExportError {
 }
 
 /// Writes `[`, the comma-separated JSON values of every page, and `]`.
-async fn write_json_array<F>(db: &Db, project: &Project, query: &ExportQuery, sender: &Sender, to_values: F) -> Result<(), ExportError>
+async fn write_json_array<F>(
+    db: &Db,
+    project: &Project,
+    query: &ExportQuery,
+    sender: &Sender,
+    to_values: F,
+) -> Result<(), ExportError>
 where
     F: Fn(&Page) -> Vec<Value>,
 {
@@ -314,7 +333,9 @@ fn page_min_rows(page: &Page, config: &LabelConfig) -> Vec<Map<String, Value>> {
 fn min_values(result: &Value) -> Vec<(String, Value)> {
     let mut values: Vec<(String, Vec<Value>)> = Vec::new();
     for region in result.as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let Some(name) = region.get("from_name").and_then(Value::as_str) else { continue };
+        let Some(name) = region.get("from_name").and_then(Value::as_str) else {
+            continue;
+        };
         let Some(value) = region.get("value") else { continue };
         let simple = match value {
             Value::Object(map) if map.len() == 1 => {
@@ -334,7 +355,11 @@ fn min_values(result: &Value) -> Vec<(String, Value)> {
     values
         .into_iter()
         .map(|(name, mut list)| {
-            let value = if list.len() == 1 { list.remove(0) } else { Value::Array(list) };
+            let value = if list.len() == 1 {
+                list.remove(0)
+            } else {
+                Value::Array(list)
+            };
             (name, value)
         })
         .collect()
@@ -362,7 +387,10 @@ mod tests {
         assert_eq!(query.export_type, ExportType::Csv);
         assert!(query.download_all_tasks);
         assert_eq!(query.ids.unwrap().len(), 2);
-        assert_eq!(parse_query(Some("exportType=JSON_MIN")).unwrap().export_type, ExportType::JsonMin);
+        assert_eq!(
+            parse_query(Some("exportType=JSON_MIN")).unwrap().export_type,
+            ExportType::JsonMin
+        );
         assert!(parse_query(Some("exportType=COCO")).is_err());
     }
 }

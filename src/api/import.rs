@@ -39,7 +39,10 @@ async fn files_from_multipart(request: Request, state: &AppState) -> ApiResult<V
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large."));
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body is too large.",
+                ));
             }
             Err(error) => return Err(ApiError::bad_request(format!("Could not read the upload: {error}"))),
         };
@@ -110,13 +113,20 @@ async fn import(
         project_id: project.id,
         overlap: project.maximum_annotations,
         importer_id: Some(user.id),
-        members: state.db.organization_user_ids(user.organization_id).await?.into_iter().collect::<HashSet<_>>(),
+        members: state
+            .db
+            .organization_user_ids(user.organization_id)
+            .await?
+            .into_iter()
+            .collect::<HashSet<_>>(),
     };
     let commit = query_flag(query.commit_to_project.as_deref(), true);
-    let outcome = import_files(&state.db, &batch, files, commit).await.map_err(|failure| match failure {
-        ImportFailure::Invalid { .. } => ApiError::validation("non_field_errors", failure.to_string()),
-        ImportFailure::Database(error) => ApiError::from(error),
-    })?;
+    let outcome = import_files(&state.db, &batch, files, commit)
+        .await
+        .map_err(|failure| match failure {
+            ImportFailure::Invalid { .. } => ApiError::validation("non_field_errors", failure.to_string()),
+            ImportFailure::Database(error) => ApiError::from(error),
+        })?;
     let mut body = json!({
         "task_count": outcome.task_count,
         "annotation_count": outcome.annotation_count,

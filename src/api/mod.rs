@@ -88,10 +88,14 @@ impl Paging {
             return Err(ApiError::not_found());
         }
         if !(1..=100_000).contains(&size) {
-            return Err(ApiError::validation("page_size", "page_size must be between 1 and 100000"));
+            return Err(ApiError::validation(
+                "page_size",
+                "page_size must be between 1 and 100000",
+            ));
         }
         Ok(Paging {
-            offset: (page - 1) * size,
+            // Saturating: a page far past the end is an empty page, not an overflow.
+            offset: (page - 1).saturating_mul(size),
             limit: size,
         })
     }

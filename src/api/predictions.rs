@@ -34,7 +34,10 @@ async fn list(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let project = query.project.or(query.task_project);
-    let predictions = state.db.list_predictions(user.organization_id, query.task, project).await?;
+    let predictions = state
+        .db
+        .list_predictions(user.organization_id, query.task, project)
+        .await?;
     Ok(Json(Value::Array(predictions.iter().map(prediction_to_wire).collect())))
 }
 
@@ -60,11 +63,21 @@ async fn create(
     Ok((StatusCode::CREATED, Json(prediction_to_wire(&prediction))))
 }
 
-async fn read(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<Json<Value>> {
-    Ok(Json(prediction_to_wire(&state.db.prediction(user.organization_id, id).await?)))
+async fn read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(prediction_to_wire(
+        &state.db.prediction(user.organization_id, id).await?,
+    )))
 }
 
-async fn remove(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let prediction = state.db.prediction(user.organization_id, id).await?;
     state.db.delete_prediction(&prediction).await?;
     Ok(StatusCode::NO_CONTENT)

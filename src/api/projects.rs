@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/projects", get(list).post(create))
         .route("/api/projects/{id}", get(read).patch(update).put(update).delete(remove))
-        .route("/api/projects/{id}/tasks", get(super::tasks::list_for_project).delete(super::tasks::delete_all))
+        .route(
+            "/api/projects/{id}/tasks",
+            get(super::tasks::list_for_project).delete(super::tasks::delete_all),
+        )
 }
 
 const DEFAULT_LABEL_CONFIG: &str = "<View></View>";
@@ -50,7 +53,10 @@ async fn list(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let paging = Paging::from_query(query.page, query.page_size, 100)?;
-    let (projects, total) = state.db.list_projects(user.organization_id, paging.offset, paging.limit).await?;
+    let (projects, total) = state
+        .db
+        .list_projects(user.organization_id, paging.offset, paging.limit)
+        .await?;
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
     let counts = state.db.project_counts(&ids).await?;
     let mut creators = std::collections::HashMap::new();
@@ -67,7 +73,7 @@ async fn list(
         })
         .collect();
     let page = query.page.unwrap_or(1);
-    let has_next = paging.offset + paging.limit < total;
+    let has_next = paging.offset.saturating_add(paging.limit) < total;
     Ok(Json(json!({
         "count": total,
         "next": has_next.then(|| format!("?page={}", page + 1)),
@@ -82,7 +88,10 @@ fn apply_body(project: &mut Project, body: &Map<String, Value>) -> ApiResult<()>
     if let Some(title) = field::<String>(body, "title")? {
         let length = title.chars().count();
         if length != 0 && !(3..=50).contains(&length) {
-            errors.insert("title".into(), json!(["Ensure this field has between 3 and 50 characters."]));
+            errors.insert(
+                "title".into(),
+                json!(["Ensure this field has between 3 and 50 characters."]),
+            );
         }
         project.title = title;
     }
@@ -99,14 +108,21 @@ fn apply_body(project: &mut Project, body: &Map<String, Value>) -> ApiResult<()>
     }
     if let Some(maximum) = field::<i64>(body, "maximum_annotations")? {
         if maximum < 1 {
-            errors.insert("maximum_annotations".into(), json!(["Ensure this value is greater than or equal to 1."]));
+            errors.insert(
+                "maximum_annotations".into(),
+                json!(["Ensure this value is greater than or equal to 1."]),
+            );
         }
         project.maximum_annotations = maximum;
     }
     if let Err(key) = apply_project_settings(&mut project.settings, body) {
         errors.insert(key, json!(["Invalid value type."]));
     }
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation_map(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation_map(errors))
+    }
 }
 
 async fn create(
@@ -151,7 +167,10 @@ async fn update(
     apply_body(&mut project, &body)?;
     let project = state.db.update_project(&project).await?;
     if project.maximum_annotations != previous_overlap {
-        state.db.apply_project_overlap(project.id, project.maximum_annotations).await?;
+        state
+            .db
+            .apply_project_overlap(project.id, project.maximum_annotations)
+            .await?;
     }
     Ok(Json(to_wire(&state, &project).await?))
 }

@@ -40,7 +40,12 @@ pub async fn task_for(state: &AppState, user: &User, id: i64) -> ApiResult<Task>
 }
 
 /// Turns tasks into their wire form, with annotations and predictions when asked for.
-async fn tasks_to_wire(state: &AppState, tasks: &[Task], config: &LabelConfig, with_children: bool) -> ApiResult<Vec<Value>> {
+async fn tasks_to_wire(
+    state: &AppState,
+    tasks: &[Task],
+    config: &LabelConfig,
+    with_children: bool,
+) -> ApiResult<Vec<Value>> {
     if !with_children {
         return Ok(tasks.iter().map(|t| task_to_wire(t, config, None, None)).collect());
     }
@@ -69,7 +74,10 @@ async fn list(
     QueryParams(query): QueryParams<TaskListQuery>,
 ) -> ApiResult<Json<Value>> {
     let Some(project_id) = query.project.as_deref().and_then(|p| p.trim().parse::<i64>().ok()) else {
-        return Err(ApiError::validation("project", "query parameter \"project\" is required"));
+        return Err(ApiError::validation(
+            "project",
+            "query parameter \"project\" is required",
+        ));
     };
     let project = project_for(&state, &user, project_id).await?;
     let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
@@ -96,7 +104,9 @@ pub async fn list_for_project(
     let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
     let paging = Paging::from_query(query.page, query.page_size, 100)?;
     let page = state.db.list_tasks(project.id, paging.offset, paging.limit).await?;
-    Ok(Json(Value::Array(tasks_to_wire(&state, &page.tasks, &config, true).await?)))
+    Ok(Json(Value::Array(
+        tasks_to_wire(&state, &page.tasks, &config, true).await?,
+    )))
 }
 
 /// `DELETE /api/projects/{id}/tasks`: removes every task of the project.
@@ -136,14 +146,24 @@ async fn create(
         members: HashSet::new(),
     };
     let mut tx = state.db.begin_write().await?;
-    let ids = state.db.insert_tasks(&mut tx, &batch, std::slice::from_ref(&item)).await?;
+    let ids = state
+        .db
+        .insert_tasks(&mut tx, &batch, std::slice::from_ref(&item))
+        .await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     let task = task_for(&state, &user, ids[0]).await?;
     let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(task_to_wire(&task, &config, Some(&[]), Some(&[])))))
+    Ok((
+        StatusCode::CREATED,
+        Json(task_to_wire(&task, &config, Some(&[]), Some(&[]))),
+    ))
 }
 
-async fn read(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<Json<Value>> {
+async fn read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
     let task = task_for(&state, &user, id).await?;
     let project = project_for(&state, &user, task.project_id).await?;
     let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
@@ -160,11 +180,18 @@ async fn update(
     let task = task_for(&state, &user, id).await?;
     let data = field::<Map<String, Value>>(&body, "data")?;
     let meta = field::<Map<String, Value>>(&body, "meta")?;
-    state.db.update_task(task.id, data.as_ref(), meta.as_ref(), user.id).await?;
+    state
+        .db
+        .update_task(task.id, data.as_ref(), meta.as_ref(), user.id)
+        .await?;
     read(State(state), CurrentUser(user), PathId(id)).await
 }
 
-async fn remove(State(state): State<AppState>, CurrentUser(user): CurrentUser, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let task = task_for(&state, &user, id).await?;
     state.db.delete_task(task.id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -5,10 +5,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::auth::CurrentUser;
 use super::error::{ApiResult, VERSION};
 use super::wire::user_to_wire;
-use super::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -11,7 +11,11 @@ pub fn user_to_wire(user: &User) -> Value {
     let initials: String = if user.first_name.is_empty() && user.last_name.is_empty() {
         user.email.chars().take(2).collect()
     } else {
-        user.first_name.chars().take(1).chain(user.last_name.chars().take(1)).collect()
+        user.first_name
+            .chars()
+            .take(1)
+            .chain(user.last_name.chars().take(1))
+            .collect()
     };
     json!({
         "id": user.id,
@@ -41,9 +45,12 @@ pub fn user_brief_to_wire(user: &User) -> Value {
     })
 }
 
+/// Produces a setting's default value.
+pub type SettingDefault = fn() -> Value;
+
 /// Project settings that are stored and returned but do not change what the server does, with
 /// Label Studio's defaults. Secrets among them are accepted but never returned.
-pub const PROJECT_SETTINGS: &[(&str, fn() -> Value)] = &[
+pub const PROJECT_SETTINGS: &[(&str, SettingDefault)] = &[
     ("expert_instruction", || json!("")),
     ("show_instruction", || json!(false)),
     ("show_skip_button", || json!(true)),
@@ -106,7 +113,10 @@ pub fn project_to_wire(project: &Project, counts: &ProjectCounts, created_by: Op
         if WRITE_ONLY_PROJECT_SETTINGS.contains(key) {
             continue;
         }
-        map.insert(key.to_string(), project.settings.get(*key).cloned().unwrap_or_else(default));
+        map.insert(
+            key.to_string(),
+            project.settings.get(*key).cloned().unwrap_or_else(default),
+        );
     }
     body
 }

@@ -70,7 +70,13 @@ impl Db {
         .bind(task_id)
         .bind(project_id)
         .bind(fields.completed_by.unwrap_or(user_id))
-        .bind(fields.result.clone().unwrap_or_else(|| serde_json::json!([])).to_string())
+        .bind(
+            fields
+                .result
+                .clone()
+                .unwrap_or_else(|| serde_json::json!([]))
+                .to_string(),
+        )
         .bind(to_flag(fields.was_cancelled.unwrap_or(false)))
         .bind(to_flag(fields.ground_truth.unwrap_or(false)))
         .bind(fields.lead_time.flatten())
@@ -109,6 +115,34 @@ impl Db {
         annotation_from_row(&row)
     }
 
+    /// An annotation by id alone (for background jobs), if it still exists.
+    pub async fn annotation_by_id(&self, id: i64) -> Result<Option<Annotation>, DbError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ANNOTATION_COLUMNS} FROM annotation a WHERE a.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(annotation_from_row).transpose()
+    }
+
+    /// Annotations by id, in id order (missing ids are left out).
+    pub async fn annotations_by_ids(&self, ids: &[i64]) -> Result<Vec<Annotation>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ANNOTATION_COLUMNS} FROM annotation a WHERE a.id IN ({}) ORDER BY a.id",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(annotation_from_row).collect()
+    }
+
     /// Every annotation of these tasks, in id order.
     pub async fn annotations_of_tasks(&self, task_ids: &[i64]) -> Result<Vec<Annotation>, DbError> {
         if task_ids.is_empty() {
@@ -144,8 +178,18 @@ impl Db {
         .bind(to_flag(changes.ground_truth.unwrap_or(current.ground_truth)))
         .bind(changes.lead_time.unwrap_or(current.lead_time))
         .bind(changes.completed_by.or(current.completed_by))
-        .bind(changes.last_action.clone().unwrap_or_else(|| current.last_action.clone()))
-        .bind(changes.draft_created_at.clone().unwrap_or_else(|| current.draft_created_at.clone()))
+        .bind(
+            changes
+                .last_action
+                .clone()
+                .unwrap_or_else(|| current.last_action.clone()),
+        )
+        .bind(
+            changes
+                .draft_created_at
+                .clone()
+                .unwrap_or_else(|| current.draft_created_at.clone()),
+        )
         .bind(changes.parent_prediction.unwrap_or(current.parent_prediction))
         .bind(changes.parent_annotation.unwrap_or(current.parent_annotation))
         .bind(now())
@@ -171,8 +215,7 @@ impl Db {
             .bind(annotation.id)
             .execute(&mut *tx)
             .await?;
-        self.refresh_task_counters(&mut tx, annotation.task_id)
-            .await?;
+        self.refresh_task_counters(&mut tx, annotation.task_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -264,8 +307,7 @@ impl Db {
             .bind(prediction.id)
             .execute(&mut *tx)
             .await?;
-        self.refresh_task_counters(&mut tx, prediction.task_id)
-            .await?;
+        self.refresh_task_counters(&mut tx, prediction.task_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -323,30 +365,17 @@ mod tests {
                 was_cancelled: Some(true),
                 ..Default::default()
             };
-            let updated = db
-                .update_annotation(&annotation, &cancel, user.id)
-                .await
-                .unwrap();
+            let updated = db.update_annotation(&annotation, &cancel, user.id).await.unwrap();
             assert!(updated.was_cancelled);
             assert_eq!(updated.result, annotation.result);
             let task = db.task(org.id, task_id).await.unwrap();
             assert_eq!(
-                (
-                    task.total_annotations,
-                    task.cancelled_annotations,
-                    task.is_labeled
-                ),
+                (task.total_annotations, task.cancelled_annotations, task.is_labeled),
                 (0, 1, false)
             );
 
             db.delete_annotation(&updated).await.unwrap();
-            assert_eq!(
-                db.task(org.id, task_id)
-                    .await
-                    .unwrap()
-                    .cancelled_annotations,
-                0
-            );
+            assert_eq!(db.task(org.id, task_id).await.unwrap().cancelled_annotations, 0);
             assert!(matches!(
                 db.annotation(org.id, annotation.id).await,
                 Err(DbError::NotFound)
@@ -357,13 +386,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(db.task(org.id, task_id).await.unwrap().total_predictions, 1);
-            assert_eq!(
-                db.list_predictions(org.id, Some(task_id), None)
-                    .await
-                    .unwrap()
-                    .len(),
-                1
-            );
+            assert_eq!(db.list_predictions(org.id, Some(task_id), None).await.unwrap().len(), 1);
             db.delete_prediction(&prediction).await.unwrap();
             assert_eq!(db.task(org.id, task_id).await.unwrap().total_predictions, 0);
         }

@@ -81,11 +81,7 @@ impl Db {
         };
         let mut url = url.to_string();
         if engine == Engine::Sqlite && !url.contains(":memory:") && !url.contains("mode=") {
-            url.push_str(if url.contains('?') {
-                "&mode=rwc"
-            } else {
-                "?mode=rwc"
-            });
+            url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
         }
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = match engine {
@@ -170,7 +166,9 @@ impl Db {
     /// Runs one administrative statement built at run time (for example `CREATE DATABASE` in
     /// benchmarks and tests). Never pass user input.
     pub async fn execute_admin(&self, sql: &str) -> Result<(), DbError> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(self.pool()).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -67,6 +67,18 @@ impl Db {
         project_from_row(&row)
     }
 
+    /// A project by id alone (for background jobs, which act for no user).
+    pub async fn project_by_id(&self, id: i64) -> Result<Project, DbError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLUMNS} FROM project WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(DbError::NotFound)?;
+        project_from_row(&row)
+    }
+
     /// One page of an organization's projects, newest first, and how many there are in all.
     pub async fn list_projects(
         &self,
@@ -74,12 +86,11 @@ impl Db {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<Project>, i64), DbError> {
-        let total: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM project WHERE organization_id = $1")
-                .bind(organization_id)
-                .fetch_one(self.pool())
-                .await?
-                .try_get("n")?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM project WHERE organization_id = $1")
+            .bind(organization_id)
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PROJECT_COLUMNS} FROM project WHERE organization_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
         )))
@@ -88,10 +99,7 @@ impl Db {
         .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        let projects = rows
-            .iter()
-            .map(project_from_row)
-            .collect::<Result<_, _>>()?;
+        let projects = rows.iter().map(project_from_row).collect::<Result<_, _>>()?;
         Ok((projects, total))
     }
 
@@ -116,11 +124,7 @@ impl Db {
     }
 
     /// Re-derives every task's `overlap` and `is_labeled` after the project's overlap changed.
-    pub async fn apply_project_overlap(
-        &self,
-        project_id: i64,
-        maximum_annotations: i64,
-    ) -> Result<(), DbError> {
+    pub async fn apply_project_overlap(&self, project_id: i64, maximum_annotations: i64) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE task SET overlap = $1, is_labeled = CASE WHEN total_annotations >= $1 THEN 1 ELSE 0 END \
              WHERE project_id = $2",
@@ -157,14 +161,9 @@ impl Db {
     }
 
     /// Task and annotation counters for each of these projects.
-    pub async fn project_counts(
-        &self,
-        project_ids: &[i64],
-    ) -> Result<HashMap<i64, ProjectCounts>, DbError> {
-        let mut counts: HashMap<i64, ProjectCounts> = project_ids
-            .iter()
-            .map(|id| (*id, ProjectCounts::default()))
-            .collect();
+    pub async fn project_counts(&self, project_ids: &[i64]) -> Result<HashMap<i64, ProjectCounts>, DbError> {
+        let mut counts: HashMap<i64, ProjectCounts> =
+            project_ids.iter().map(|id| (*id, ProjectCounts::default())).collect();
         if project_ids.is_empty() {
             return Ok(counts);
         }
@@ -211,14 +210,9 @@ mod tests {
             let org = db.organization_by_title_or_create("A").await.unwrap();
             let other = db.organization_by_title_or_create("B").await.unwrap();
             let mut project = db.create_project(&sample_project(org.id)).await.unwrap();
-            assert!(matches!(
-                db.project(other.id, project.id).await,
-                Err(DbError::NotFound)
-            ));
+            assert!(matches!(db.project(other.id, project.id).await, Err(DbError::NotFound)));
             project.title = "Renamed".into();
-            project
-                .settings
-                .insert("color".into(), Value::String("#fff".into()));
+            project.settings.insert("color".into(), Value::String("#fff".into()));
             let updated = db.update_project(&project).await.unwrap();
             assert_eq!(updated.title, "Renamed");
             assert_eq!(updated.settings["color"], "#fff");
@@ -230,10 +224,7 @@ mod tests {
                 Err(DbError::NotFound)
             ));
             db.delete_project(org.id, project.id).await.unwrap();
-            assert!(matches!(
-                db.project(org.id, project.id).await,
-                Err(DbError::NotFound)
-            ));
+            assert!(matches!(db.project(org.id, project.id).await, Err(DbError::NotFound)));
         }
     }
 }

@@ -95,15 +95,14 @@ impl Db {
         }
         // Reserving the inner ids is the first write, so the project row (PostgreSQL) or the
         // database (SQLite) is locked for the rest of the transaction and ids never collide.
-        let end: i64 = sqlx::query(
-            "UPDATE project SET next_inner_id = next_inner_id + $1 WHERE id = $2 RETURNING next_inner_id",
-        )
-        .bind(items.len() as i64)
-        .bind(batch.project_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(DbError::NotFound)?
-        .try_get("next_inner_id")?;
+        let end: i64 =
+            sqlx::query("UPDATE project SET next_inner_id = next_inner_id + $1 WHERE id = $2 RETURNING next_inner_id")
+                .bind(items.len() as i64)
+                .bind(batch.project_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(DbError::NotFound)?
+                .try_get("next_inner_id")?;
         let first_inner_id = end - items.len() as i64;
         let timestamp = now();
 
@@ -122,8 +121,7 @@ impl Db {
             for (offset, item) in chunk.iter().enumerate() {
                 let cancelled = item.annotations.iter().filter(|a| a.was_cancelled).count() as i64;
                 let total = item.annotations.len() as i64 - cancelled;
-                let inner_id =
-                    first_inner_id + (chunk_index * TASK_ROWS_PER_STATEMENT + offset) as i64;
+                let inner_id = first_inner_id + (chunk_index * TASK_ROWS_PER_STATEMENT + offset) as i64;
                 query = query
                     .bind(Value::Object(item.data.clone()).to_string())
                     .bind(Value::Object(item.meta.clone()).to_string())
@@ -224,13 +222,25 @@ impl Db {
         task_from_row(&row)
     }
 
+    /// Tasks by id alone (for background jobs), in id order; missing ids are left out.
+    pub async fn tasks_by_ids(&self, ids: &[i64]) -> Result<Vec<Task>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM task t WHERE t.id IN ({}) ORDER BY t.id",
+            super::users::placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
     /// One page of a project's tasks in id order, with project-wide totals.
-    pub async fn list_tasks(
-        &self,
-        project_id: i64,
-        offset: i64,
-        limit: i64,
-    ) -> Result<TaskPage, DbError> {
+    pub async fn list_tasks(&self, project_id: i64, offset: i64, limit: i64) -> Result<TaskPage, DbError> {
         let totals = sqlx::query(
             "SELECT COUNT(*) AS n, COALESCE(CAST(SUM(total_annotations) AS BIGINT), 0) AS a, \
              COALESCE(CAST(SUM(total_predictions) AS BIGINT), 0) AS p FROM task WHERE project_id = $1",
@@ -330,11 +340,7 @@ impl Db {
     }
 
     /// Recomputes a task's annotation and prediction counters from what is stored.
-    pub(super) async fn refresh_task_counters(
-        &self,
-        tx: &mut WriteTx,
-        task_id: i64,
-    ) -> Result<(), DbError> {
+    pub(super) async fn refresh_task_counters(&self, tx: &mut WriteTx, task_id: i64) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE task SET \
              total_annotations = (SELECT COUNT(*) FROM annotation a WHERE a.task_id = task.id AND a.was_cancelled = 0), \
@@ -388,10 +394,7 @@ mod tests {
             assert_eq!(ids.len(), 1000);
             let labeled = db.task(org.id, ids[3]).await.unwrap();
             assert_eq!(labeled.data["text"], "labeled");
-            assert_eq!(
-                (labeled.total_annotations, labeled.cancelled_annotations),
-                (1, 1)
-            );
+            assert_eq!((labeled.total_annotations, labeled.cancelled_annotations), (1, 1));
             assert_eq!(labeled.total_predictions, 1);
             assert!(labeled.is_labeled);
             let page = db.list_tasks(project.id, 0, 10).await.unwrap();

@@ -37,17 +37,11 @@ impl ImportFormat {
     /// Chooses a format from a request's content type (`application/json` and unknown types read
     /// as JSON, which also accepts JSONL).
     pub fn from_content_type(content_type: &str) -> ImportFormat {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
-            "application/jsonl"
-            | "application/x-ndjson"
-            | "application/x-jsonlines"
-            | "application/jsonlines" => ImportFormat::Jsonl,
+            "application/jsonl" | "application/x-ndjson" | "application/x-jsonlines" | "application/jsonlines" => {
+                ImportFormat::Jsonl
+            }
             "text/csv" | "application/csv" => ImportFormat::Csv,
             "text/tab-separated-values" | "text/tsv" => ImportFormat::Tsv,
             "text/plain" => ImportFormat::Txt,
@@ -75,11 +69,7 @@ impl ImportError {
 
 /// Reads every task of `bytes` in `format`, calling `on_task` for each in file order. Stops at the
 /// first error, which is either a parse problem or one returned by `on_task`.
-pub fn read_tasks<F>(
-    bytes: &[u8],
-    format: ImportFormat,
-    mut on_task: F,
-) -> Result<usize, ImportError>
+pub fn read_tasks<F>(bytes: &[u8], format: ImportFormat, mut on_task: F) -> Result<usize, ImportError>
 where
     F: FnMut(TaskItem) -> Result<(), ImportError>,
 {
@@ -108,16 +98,15 @@ where
                 on_task(TaskItem::from_value(value).map_err(|e| item_error(0, e))?)?;
                 Ok(1)
             }
-            // Several objects on their own lines: JSON Lines, as Label Studio's loader allows.
-            Err(whole) if bytes.iter().filter(|b| **b == b'\n').count() > 1 => {
-                read_jsonl(bytes, on_task).map_err(|line_error| {
-                    if line_error.location == "line 1" {
-                        json_syntax_error(&whole)
-                    } else {
-                        line_error
-                    }
-                })
-            }
+            // Several objects on their own lines (two or more, with or without a final newline):
+            // JSON Lines, as Label Studio's loader allows.
+            Err(whole) if bytes.contains(&b'\n') => read_jsonl(bytes, on_task).map_err(|line_error| {
+                if line_error.location == "line 1" {
+                    json_syntax_error(&whole)
+                } else {
+                    line_error
+                }
+            }),
             Err(whole) => Err(json_syntax_error(&whole)),
         },
         Some(_) => Err(ImportError::at(
@@ -172,10 +161,7 @@ where
         F: FnMut(TaskItem) -> Result<(), ImportError>,
     {
         type Value = usize;
-        fn deserialize<D: serde::Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<usize, D::Error> {
+        fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
             deserializer.deserialize_seq(self)
         }
     }
@@ -205,8 +191,8 @@ where
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| ImportError::at(location(), format!("invalid JSON ({e})")))?;
+        let value: Value =
+            serde_json::from_slice(line).map_err(|e| ImportError::at(location(), format!("invalid JSON ({e})")))?;
         let item = TaskItem::from_value(value).map_err(|e| ImportError::at(location(), e))?;
         on_task(item)?;
         count += 1;
@@ -263,9 +249,7 @@ where
 
 fn csv_reason(error: &csv::Error) -> String {
     match error.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("expected {expected_len} fields like the header row, found {len}")
         }
         csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
@@ -278,11 +262,7 @@ where
     F: FnMut(TaskItem) -> Result<(), ImportError>,
 {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1;
+        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
         ImportError::at(format!("line {line}"), "the text is not valid UTF-8")
     })?;
     let mut count = 0;
@@ -292,10 +272,7 @@ where
         .filter(|l| !l.trim().is_empty())
     {
         let mut data = Map::new();
-        data.insert(
-            UNDEFINED_DATA_KEY.to_string(),
-            Value::String(line.to_string()),
-        );
+        data.insert(UNDEFINED_DATA_KEY.to_string(), Value::String(line.to_string()));
         on_task(TaskItem::from_data(data))?;
         count += 1;
     }
@@ -323,13 +300,11 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(
-            collect(r#"{"a":1}"#, ImportFormat::Json).unwrap()[0].data["a"],
-            1
-        );
+        assert_eq!(collect(r#"{"a":1}"#, ImportFormat::Json).unwrap()[0].data["a"], 1);
         let lines = "{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}\n";
         assert_eq!(collect(lines, ImportFormat::Json).unwrap().len(), 3);
         assert_eq!(collect(lines, ImportFormat::Jsonl).unwrap().len(), 3);
+        assert_eq!(collect("{\"a\":1}\n{\"a\":2}", ImportFormat::Json).unwrap().len(), 2);
         assert!(collect("[]", ImportFormat::Json).unwrap().is_empty());
     }
 
@@ -369,18 +344,14 @@ mod tests {
     #[test]
     fn callback_errors_stop_the_read() {
         let mut seen = 0;
-        let outcome = read_tasks(
-            b"[{\"a\":1},{\"a\":2},{\"a\":3}]",
-            ImportFormat::Json,
-            |_| {
-                seen += 1;
-                if seen == 2 {
-                    Err(ImportError::at("item 1", "full"))
-                } else {
-                    Ok(())
-                }
-            },
-        );
+        let outcome = read_tasks(b"[{\"a\":1},{\"a\":2},{\"a\":3}]", ImportFormat::Json, |_| {
+            seen += 1;
+            if seen == 2 {
+                Err(ImportError::at("item 1", "full"))
+            } else {
+                Ok(())
+            }
+        });
         assert_eq!(outcome.unwrap_err().reason, "full");
         assert_eq!(seen, 2);
     }

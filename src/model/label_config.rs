@@ -39,14 +39,8 @@ pub enum LabelConfigError {
     InvalidXml(String),
     #[error("label config root tag must be <View>, found <{0}>")]
     WrongRoot(String),
-    #[error(
-        "control tag <{tag} name=\"{name}\"> points to \"{to_name}\", which is not an object tag name"
-    )]
-    UnknownToName {
-        tag: String,
-        name: String,
-        to_name: String,
-    },
+    #[error("control tag <{tag} name=\"{name}\"> points to \"{to_name}\", which is not an object tag name")]
+    UnknownToName { tag: String, name: String, to_name: String },
     #[error("tag names must be unique, \"{0}\" is used twice")]
     DuplicateName(String),
 }
@@ -54,13 +48,10 @@ pub enum LabelConfigError {
 impl LabelConfig {
     /// Parses and checks a configuration.
     pub fn parse(xml: &str) -> Result<LabelConfig, LabelConfigError> {
-        let document = roxmltree::Document::parse(xml)
-            .map_err(|e| LabelConfigError::InvalidXml(e.to_string()))?;
+        let document = roxmltree::Document::parse(xml).map_err(|e| LabelConfigError::InvalidXml(e.to_string()))?;
         let root = document.root_element();
         if !root.tag_name().name().eq_ignore_ascii_case("view") {
-            return Err(LabelConfigError::WrongRoot(
-                root.tag_name().name().to_string(),
-            ));
+            return Err(LabelConfigError::WrongRoot(root.tag_name().name().to_string()));
         }
         let mut config = LabelConfig::default();
         let mut names = std::collections::HashSet::new();
@@ -85,8 +76,7 @@ impl LabelConfig {
                     to_names: to_name.split(',').map(|s| s.trim().to_string()).collect(),
                     labels,
                 });
-            } else if let Some(variable) = node.attribute("value").and_then(|v| v.strip_prefix('$'))
-            {
+            } else if let Some(variable) = node.attribute("value").and_then(|v| v.strip_prefix('$')) {
                 if !names.insert(name.to_string()) {
                     return Err(LabelConfigError::DuplicateName(name.to_string()));
                 }
@@ -187,8 +177,7 @@ mod tests {
             LabelConfig::parse("<Foo/>"),
             Err(LabelConfigError::WrongRoot(_))
         ));
-        let dangling =
-            r#"<View><Text name="t" value="$text"/><Labels name="l" toName="x"/></View>"#;
+        let dangling = r#"<View><Text name="t" value="$text"/><Labels name="l" toName="x"/></View>"#;
         assert!(matches!(
             LabelConfig::parse(dangling),
             Err(LabelConfigError::UnknownToName { .. })

@@ -95,23 +95,16 @@ impl TaskItem {
                     Some(Value::Object(meta)) => meta,
                     _ => Map::new(),
                 };
-                let allow_skip = item
-                    .get("allow_skip")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true);
+                let allow_skip = item.get("allow_skip").and_then(Value::as_bool).unwrap_or(true);
                 let annotations = take_list(&mut item, "annotations")?
                     .into_iter()
                     .enumerate()
-                    .map(|(index, a)| {
-                        parse_annotation(a).map_err(|reason| bad("annotation", index, reason))
-                    })
+                    .map(|(index, a)| parse_annotation(a).map_err(|reason| bad("annotation", index, reason)))
                     .collect::<Result<_, _>>()?;
                 let predictions = take_list(&mut item, "predictions")?
                     .into_iter()
                     .enumerate()
-                    .map(|(index, p)| {
-                        parse_prediction(p).map_err(|reason| bad("prediction", index, reason))
-                    })
+                    .map(|(index, p)| parse_prediction(p).map_err(|reason| bad("prediction", index, reason)))
                     .collect::<Result<_, _>>()?;
                 Ok(TaskItem {
                     data,
@@ -129,17 +122,10 @@ impl TaskItem {
 }
 
 fn bad(field: &'static str, index: usize, reason: String) -> TaskItemError {
-    TaskItemError::BadEntry {
-        field,
-        index,
-        reason,
-    }
+    TaskItemError::BadEntry { field, index, reason }
 }
 
-fn take_list(
-    item: &mut Map<String, Value>,
-    field: &'static str,
-) -> Result<Vec<Value>, TaskItemError> {
+fn take_list(item: &mut Map<String, Value>, field: &'static str) -> Result<Vec<Value>, TaskItemError> {
     match item.remove(field) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(list)) => Ok(list),
@@ -151,30 +137,18 @@ fn take_result(entry: &mut Map<String, Value>) -> Result<Value, String> {
     match entry.remove("result") {
         None | Some(Value::Null) => Ok(Value::Array(Vec::new())),
         Some(Value::Array(list)) => Ok(Value::Array(list)),
-        Some(other) => Err(format!(
-            "\"result\" must be a list, found {}",
-            json_type_name(&other)
-        )),
+        Some(other) => Err(format!("\"result\" must be a list, found {}", json_type_name(&other))),
     }
 }
 
 fn parse_annotation(value: Value) -> Result<ImportedAnnotation, String> {
     let Value::Object(mut entry) = value else {
-        return Err(format!(
-            "must be a JSON object, found {}",
-            json_type_name(&value)
-        ));
+        return Err(format!("must be a JSON object, found {}", json_type_name(&value)));
     };
     Ok(ImportedAnnotation {
         result: take_result(&mut entry)?,
-        was_cancelled: entry
-            .get("was_cancelled")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        ground_truth: entry
-            .get("ground_truth")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        was_cancelled: entry.get("was_cancelled").and_then(Value::as_bool).unwrap_or(false),
+        ground_truth: entry.get("ground_truth").and_then(Value::as_bool).unwrap_or(false),
         lead_time: entry.get("lead_time").and_then(Value::as_f64),
         import_id: entry.get("id").and_then(Value::as_i64),
         completed_by: match entry.get("completed_by") {
@@ -187,10 +161,7 @@ fn parse_annotation(value: Value) -> Result<ImportedAnnotation, String> {
 
 fn parse_prediction(value: Value) -> Result<ImportedPrediction, String> {
     let Value::Object(mut entry) = value else {
-        return Err(format!(
-            "must be a JSON object, found {}",
-            json_type_name(&value)
-        ));
+        return Err(format!("must be a JSON object, found {}", json_type_name(&value)));
     };
     Ok(ImportedPrediction {
         result: take_result(&mut entry)?,
