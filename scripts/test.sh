@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Rust build tools, PostgreSQL, a Python venv with the pinned
-# label-studio-sdk) and runs every test:
+# Installs what the tests need (Rust build tools, PostgreSQL, the s3s-fs S3 server, a Python venv
+# with the pinned label-studio-sdk) and runs every test:
 #   1. cargo test: unit tests and the HTTP integration suite, on SQLite and PostgreSQL;
 #   2. the label-studio-sdk compatibility suite against a running server, on SQLite and PostgreSQL.
 # Exits non-zero if anything fails.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/postgres.sh"
+source "$(dirname "$0")/emulators.sh"
 cd "$LP_ROOT"
 
 ensure_rust
@@ -27,7 +28,11 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
     echo "$wanted" >"$stamp"
 fi
 
-log "cargo test (SQLite and PostgreSQL)"
+# The local S3 server runs only while the tests do.
+trap stop_emulators EXIT
+start_s3
+
+log "cargo test (SQLite and PostgreSQL, S3 against s3s-fs)"
 cargo test --quiet 2>&1
 
 cargo build --quiet
@@ -58,7 +63,7 @@ run_sdk_suite() {
 
 pg_database="lp_sdk_$(date +%s)_$$"
 psql "$LP_POSTGRES_URL" -qc "CREATE DATABASE $pg_database" >/dev/null
-trap 'psql "$LP_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $pg_database" >/dev/null 2>&1 || true' EXIT
+trap 'stop_emulators; psql "$LP_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $pg_database" >/dev/null 2>&1 || true' EXIT
 
 run_sdk_suite SQLite ""
 run_sdk_suite PostgreSQL "${LP_POSTGRES_URL%/*}/$pg_database"

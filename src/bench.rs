@@ -2,7 +2,6 @@
 //! a URL is given) and prints tasks per second and memory. A benchmark, not a test: it asserts
 //! only that every task arrived.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
@@ -29,10 +28,14 @@ pub enum BenchWhat {
         #[arg(long, env = "LABELPORT_BENCH_POSTGRES")]
         postgres: Option<String>,
     },
+    /// Sync from an S3-compatible server: JSON tasks, media objects, re-sync and export, each
+    /// against the floor of listing and fetching the same objects directly.
+    Sync(crate::bench_sync::SyncBenchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
+        BenchWhat::Sync(args) => crate::bench_sync::run(args).await,
         BenchWhat::Import { tasks, postgres } => {
             let dir = tempfile::tempdir()?;
             let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
@@ -91,12 +94,13 @@ async fn import_once(engine: &str, url: &str, tasks: usize) -> anyhow::Result<()
     let user = crate::server::create_user(&db, "bench@example.com", None, Some("bench")).await?;
     let token = generate_token();
     db.add_token(user.id, &hash_token(&token)).await?;
-    let state = AppState {
-        db: db.clone(),
-        settings: Arc::new(ApiSettings {
+    let state = AppState::new(
+        db.clone(),
+        ApiSettings {
             max_body_bytes: 1 << 30,
-        }),
-    };
+        },
+        crate::sync::SyncSettings::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let server = tokio::spawn(crate::server::serve(listener, state));

@@ -59,6 +59,15 @@ pub struct StartArgs {
     /// Largest request body accepted, in bytes (Label Studio's DATA_UPLOAD_MAX_MEMORY_SIZE).
     #[arg(long, env = "DATA_UPLOAD_MAX_MEMORY_SIZE", default_value_t = 250 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Objects fetched at the same time during an import sync.
+    #[arg(long, env = "LABELPORT_SYNC_CONCURRENCY", default_value_t = 32)]
+    pub sync_concurrency: usize,
+    /// Seconds a sync job stays claimed without a heartbeat before another process takes it over.
+    #[arg(long, env = "LABELPORT_SYNC_LEASE_SECONDS", default_value_t = 30)]
+    pub sync_lease_seconds: u64,
+    /// Sync jobs this process runs at the same time.
+    #[arg(long, env = "LABELPORT_SYNC_WORKERS", default_value_t = 2)]
+    pub sync_workers: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,5 @@
 //! Wiring: open the database, create the first user, serve HTTP until Ctrl-C or SIGTERM.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 
 use crate::api::auth::{generate_token, hash_token};
@@ -9,6 +7,7 @@ use crate::api::{ApiSettings, AppState};
 use crate::config::{DatabaseArgs, StartArgs, UserCreateArgs, UserTokenArgs, env_any};
 use crate::db::{Db, DbError, NewUser};
 use crate::model::entities::User;
+use crate::sync::SyncSettings;
 
 /// Connects to the configured database (creating the data folder for SQLite) and migrates it.
 pub async fn open_database(args: &DatabaseArgs) -> anyhow::Result<Db> {
@@ -89,12 +88,19 @@ async fn bootstrap_user(db: &Db) -> anyhow::Result<()> {
 pub async fn start(args: StartArgs) -> anyhow::Result<()> {
     let db = open_database(&args.database).await?;
     bootstrap_user(&db).await?;
-    let state = AppState {
-        db: db.clone(),
-        settings: Arc::new(ApiSettings {
-            max_body_bytes: args.max_body_bytes,
-        }),
+    let sync = SyncSettings {
+        concurrency: args.sync_concurrency,
+        lease: std::time::Duration::from_secs(args.sync_lease_seconds),
+        workers: args.sync_workers,
+        ..SyncSettings::default()
     };
+    let state = AppState::new(
+        db.clone(),
+        ApiSettings {
+            max_body_bytes: args.max_body_bytes,
+        },
+        sync,
+    );
     let address = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await

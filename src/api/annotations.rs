@@ -12,8 +12,8 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, PathId, field, optional_field};
 use super::tasks::task_for;
-use super::wire::annotation_to_wire;
 use crate::model::entities::{AnnotationChanges, User};
+use crate::wire::annotation_to_wire;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -107,6 +107,7 @@ async fn update(
     let current = state.db.annotation(user.organization_id, id).await?;
     let changes = changes_from_body(&state, &user, &body).await?;
     let annotation = state.db.update_annotation(&current, &changes, user.id).await?;
+    state.sync.annotation_saved(annotation.id);
     Ok(Json(annotation_to_wire(&annotation)))
 }
 
@@ -116,6 +117,8 @@ async fn remove(
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
     let annotation = state.db.annotation(user.organization_id, id).await?;
+    let exported = state.sync.objects_of_annotation(&annotation).await?;
     state.db.delete_annotation(&annotation).await?;
+    state.sync.delete_objects(exported);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,10 +18,10 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ApiResult};
 use super::extract::{PathId, query_flag};
 use super::projects::project_for;
-use super::wire::{task_data_to_wire, task_to_wire};
 use crate::db::{Db, DbError};
 use crate::model::entities::{Annotation, Prediction, Project, Task};
 use crate::model::label_config::LabelConfig;
+use crate::wire::{task_data_to_wire, task_to_wire};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -12,9 +12,10 @@ mod extract;
 mod import;
 mod predictions;
 mod projects;
+mod resolve;
+mod storages;
 mod tasks;
 mod users;
-mod wire;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use tower_http::trace::TraceLayer;
 pub use error::{ApiError, VERSION};
 
 use crate::db::Db;
+use crate::sync::SyncEngine;
 
 /// Settings the API reads at run time.
 #[derive(Debug, Clone)]
@@ -43,6 +45,21 @@ pub struct ApiSettings {
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<ApiSettings>,
+    pub sync: Arc<SyncEngine>,
+}
+
+impl AppState {
+    /// The state of a serving process: the database, the API settings, and a sync engine whose
+    /// workers start now.
+    pub fn new(db: Db, settings: ApiSettings, sync: crate::sync::SyncSettings) -> AppState {
+        let engine = SyncEngine::new(db.clone(), sync);
+        engine.start_workers();
+        AppState {
+            db,
+            settings: Arc::new(settings),
+            sync: engine,
+        }
+    }
 }
 
 /// The whole application: every route, with paths accepted with or without a trailing slash.
@@ -56,6 +73,8 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
         .merge(tasks::router())
         .merge(annotations::router())
         .merge(predictions::router())
+        .merge(storages::router())
+        .merge(resolve::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -12,7 +12,7 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, PathId, QueryParams, field};
 use super::tasks::task_for;
-use super::wire::prediction_to_wire;
+use crate::wire::prediction_to_wire;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 use super::auth::CurrentUser;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, PathId, QueryParams, field};
-use super::wire::{apply_project_settings, project_to_wire};
 use super::{AppState, Paging};
 use crate::model::entities::{Project, User};
 use crate::model::label_config::LabelConfig;
+use crate::wire::{apply_project_settings, project_to_wire};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -11,14 +11,16 @@ use serde_json::{Map, Value, json};
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ApiResult};
-use super::extract::{JsonObject, PathId, QueryParams, field};
+use super::extract::{JsonObject, PathId, QueryParams, field, query_flag};
 use super::projects::project_for;
-use super::wire::task_to_wire;
 use super::{AppState, Paging};
 use crate::db::NewTask;
 use crate::model::entities::{Annotation, Prediction, Task, User};
 use crate::model::label_config::LabelConfig;
+use crate::model::storage::Direction;
 use crate::model::task_item::TaskItem;
+use crate::sync::resolve::{Claim, claims, rewrite_task_data};
+use crate::wire::task_to_wire;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,6 +34,7 @@ pub struct TaskListQuery {
     page: Option<i64>,
     page_size: Option<i64>,
     fields: Option<String>,
+    resolve_uri: Option<String>,
 }
 
 /// Loads a task the caller may touch: a task of another organization's project is 404.
@@ -39,15 +42,34 @@ pub async fn task_for(state: &AppState, user: &User, id: i64) -> ApiResult<Task>
     Ok(state.db.task(user.organization_id, id).await?)
 }
 
-/// Turns tasks into their wire form, with annotations and predictions when asked for.
+/// The buckets whose URIs this project's task data may show through the resolver, or none when
+/// the client asked for raw data (`resolve_uri=false`).
+async fn resolver_claims(state: &AppState, project_id: i64, resolve_uri: Option<&str>) -> ApiResult<Vec<Claim>> {
+    if !query_flag(resolve_uri, true) {
+        return Ok(Vec::new());
+    }
+    let storages = state.db.project_storages(project_id, Direction::Import, None).await?;
+    Ok(claims(&storages))
+}
+
+/// Turns tasks into their wire form, with annotations and predictions when asked for, and storage
+/// URIs in their data rewritten to resolver URLs.
 async fn tasks_to_wire(
     state: &AppState,
     tasks: &[Task],
     config: &LabelConfig,
     with_children: bool,
+    claims: &[Claim],
 ) -> ApiResult<Vec<Value>> {
+    let resolved = |task: &Task, mut wire: Value| {
+        rewrite_task_data(&mut wire["data"], task.id, claims);
+        wire
+    };
     if !with_children {
-        return Ok(tasks.iter().map(|t| task_to_wire(t, config, None, None)).collect());
+        return Ok(tasks
+            .iter()
+            .map(|t| resolved(t, task_to_wire(t, config, None, None)))
+            .collect());
     }
     let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
     let mut annotations: HashMap<i64, Vec<Annotation>> = HashMap::new();
@@ -63,7 +85,7 @@ async fn tasks_to_wire(
         .map(|t| {
             let a = annotations.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
             let p = predictions.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
-            task_to_wire(t, config, Some(a), Some(p))
+            resolved(t, task_to_wire(t, config, Some(a), Some(p)))
         })
         .collect())
 }
@@ -84,7 +106,8 @@ async fn list(
     let paging = Paging::from_query(query.page, query.page_size, 100)?;
     let page = state.db.list_tasks(project.id, paging.offset, paging.limit).await?;
     let with_children = query.fields.as_deref() == Some("all");
-    let tasks = tasks_to_wire(&state, &page.tasks, &config, with_children).await?;
+    let claims = resolver_claims(&state, project.id, query.resolve_uri.as_deref()).await?;
+    let tasks = tasks_to_wire(&state, &page.tasks, &config, with_children, &claims).await?;
     Ok(Json(json!({
         "tasks": tasks,
         "total": page.total,
@@ -104,8 +127,9 @@ pub async fn list_for_project(
     let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
     let paging = Paging::from_query(query.page, query.page_size, 100)?;
     let page = state.db.list_tasks(project.id, paging.offset, paging.limit).await?;
+    let claims = resolver_claims(&state, project.id, query.resolve_uri.as_deref()).await?;
     Ok(Json(Value::Array(
-        tasks_to_wire(&state, &page.tasks, &config, true).await?,
+        tasks_to_wire(&state, &page.tasks, &config, true, &claims).await?,
     )))
 }
 
@@ -159,16 +183,27 @@ async fn create(
     ))
 }
 
+#[derive(Deserialize)]
+struct ReadQuery {
+    resolve_uri: Option<String>,
+}
+
 async fn read(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     PathId(id): PathId,
+    QueryParams(query): QueryParams<ReadQuery>,
 ) -> ApiResult<Json<Value>> {
     let task = task_for(&state, &user, id).await?;
     let project = project_for(&state, &user, task.project_id).await?;
     let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
-    let mut wire = tasks_to_wire(&state, std::slice::from_ref(&task), &config, true).await?;
-    Ok(Json(wire.remove(0)))
+    let claims = resolver_claims(&state, project.id, query.resolve_uri.as_deref()).await?;
+    let mut wire = tasks_to_wire(&state, std::slice::from_ref(&task), &config, true, &claims).await?;
+    let mut task_wire = wire.remove(0);
+    if let Some((_, key)) = state.db.task_storage_link(task.id).await? {
+        task_wire["storage_filename"] = Value::String(key);
+    }
+    Ok(Json(task_wire))
 }
 
 async fn update(
@@ -184,7 +219,13 @@ async fn update(
         .db
         .update_task(task.id, data.as_ref(), meta.as_ref(), user.id)
         .await?;
-    read(State(state), CurrentUser(user), PathId(id)).await
+    read(
+        State(state),
+        CurrentUser(user),
+        PathId(id),
+        QueryParams(ReadQuery { resolve_uri: None }),
+    )
+    .await
 }
 
 async fn remove(

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::CurrentUser;
 use super::error::{ApiResult, VERSION};
-use super::wire::user_to_wire;
+use crate::wire::user_to_wire;
 
 pub fn router() -> Router<AppState> {
     Router::new()

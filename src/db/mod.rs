@@ -7,6 +7,7 @@
 
 mod annotations;
 mod projects;
+mod storages;
 mod tasks;
 mod users;
 
@@ -19,6 +20,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
+pub use storages::{NewImportLink, SyncOutcome};
 pub use tasks::NewTask;
 pub use users::NewUser;
 
@@ -117,12 +119,20 @@ impl Db {
 
     /// Brings the schema up to date. Safe to run on every start and from several processes.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let sources: &[(i64, &str, &str, &str)] = &[(
-            1,
-            "core",
-            include_str!("../../migrations/sqlite/0001_core.sql"),
-            include_str!("../../migrations/postgres/0001_core.sql"),
-        )];
+        let sources: &[(i64, &str, &str, &str)] = &[
+            (
+                1,
+                "core",
+                include_str!("../../migrations/sqlite/0001_core.sql"),
+                include_str!("../../migrations/postgres/0001_core.sql"),
+            ),
+            (
+                2,
+                "storages",
+                include_str!("../../migrations/sqlite/0002_storages.sql"),
+                include_str!("../../migrations/postgres/0002_storages.sql"),
+            ),
+        ];
         let migrations = sources
             .iter()
             .map(|(version, description, sqlite, postgres)| {
@@ -156,6 +166,18 @@ impl Db {
             Engine::Postgres => "BEGIN",
         };
         Ok(self.pool.begin_with(statement).await?)
+    }
+
+    /// How many rows one multi-row INSERT of `width` parameters per row should carry. SQLite
+    /// looks up a named parameter's name by walking a list, so binding costs grow with the square
+    /// of a statement's parameter count there: it gets small statements (about 256 parameters);
+    /// PostgreSQL gets large ones (about 3,200).
+    fn rows_per_statement(&self, width: usize) -> usize {
+        let parameters = match self.engine {
+            Engine::Sqlite => 256,
+            Engine::Postgres => 3200,
+        };
+        (parameters / width.max(1)).max(1)
     }
 
     /// The pool, for modules of this crate's `db` folder.

@@ -37,10 +37,6 @@ pub(super) const TASK_COLUMNS: &str = "t.id, t.project_id, t.data, t.meta, t.inn
      t.total_annotations, t.cancelled_annotations, t.total_predictions, t.allow_skip, t.created_at, t.updated_at, \
      t.updated_by";
 
-/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's parameter limits.
-const TASK_ROWS_PER_STATEMENT: usize = 400;
-const CHILD_ROWS_PER_STATEMENT: usize = 300;
-
 pub(super) fn task_from_row(row: &AnyRow) -> Result<Task, DbError> {
     Ok(Task {
         id: row.try_get("id")?,
@@ -107,7 +103,8 @@ impl Db {
         let timestamp = now();
 
         let mut ids: Vec<(i64, i64)> = Vec::with_capacity(items.len());
-        for (chunk_index, chunk) in items.chunks(TASK_ROWS_PER_STATEMENT).enumerate() {
+        let rows_per_statement = self.rows_per_statement(8);
+        for (chunk_index, chunk) in items.chunks(rows_per_statement).enumerate() {
             let sql = format!(
                 "INSERT INTO task (project_id, overlap, created_at, updated_at, data, meta, inner_id, is_labeled, \
                  total_annotations, cancelled_annotations, total_predictions, allow_skip) VALUES {} \
@@ -121,10 +118,10 @@ impl Db {
             for (offset, item) in chunk.iter().enumerate() {
                 let cancelled = item.annotations.iter().filter(|a| a.was_cancelled).count() as i64;
                 let total = item.annotations.len() as i64 - cancelled;
-                let inner_id = first_inner_id + (chunk_index * TASK_ROWS_PER_STATEMENT + offset) as i64;
+                let inner_id = first_inner_id + (chunk_index * rows_per_statement + offset) as i64;
                 query = query
-                    .bind(Value::Object(item.data.clone()).to_string())
-                    .bind(Value::Object(item.meta.clone()).to_string())
+                    .bind(serde_json::to_string(&item.data)?)
+                    .bind(serde_json::to_string(&item.meta)?)
                     .bind(inner_id)
                     .bind(to_flag(total >= batch.overlap))
                     .bind(total)
@@ -156,7 +153,7 @@ impl Db {
             .zip(task_ids)
             .flat_map(|(item, id)| item.annotations.iter().map(move |a| (*id, a)))
             .collect();
-        for chunk in annotations.chunks(CHILD_ROWS_PER_STATEMENT) {
+        for chunk in annotations.chunks(self.rows_per_statement(8)) {
             let sql = format!(
                 "INSERT INTO annotation (project_id, created_at, updated_at, task_id, completed_by, result, \
                  was_cancelled, ground_truth, lead_time, import_id, unique_id) VALUES {}",
@@ -187,7 +184,7 @@ impl Db {
             .zip(task_ids)
             .flat_map(|(item, id)| item.predictions.iter().map(move |p| (*id, p)))
             .collect();
-        for chunk in predictions.chunks(CHILD_ROWS_PER_STATEMENT) {
+        for chunk in predictions.chunks(self.rows_per_statement(4)) {
             let sql = format!(
                 "INSERT INTO prediction (project_id, created_at, updated_at, task_id, result, score, model_version) \
                  VALUES {}",

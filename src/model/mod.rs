@@ -3,5 +3,6 @@
 pub mod entities;
 pub mod import_format;
 pub mod label_config;
+pub mod storage;
 pub mod task_item;
 pub mod timestamp;

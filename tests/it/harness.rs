@@ -4,12 +4,12 @@
 use std::future::Future;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use futures::FutureExt;
 use labelport::api::auth::hash_token;
 use labelport::api::{ApiSettings, AppState};
 use labelport::db::Db;
+use labelport::sync::SyncSettings;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -108,10 +108,7 @@ where
     for engine in engines() {
         let fresh = engine.fresh().await;
         let db = fresh.db.clone();
-        let state = AppState {
-            db: db.clone(),
-            settings: Arc::new(ApiSettings { max_body_bytes }),
-        };
+        let state = AppState::new(db.clone(), ApiSettings { max_body_bytes }, SyncSettings::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let serving = tokio::spawn(async move {

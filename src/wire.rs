@@ -1,5 +1,5 @@
-//! Label Studio's JSON for each record. *Invariant:* only this module (and the handlers that call
-//! it) knows the wire field names; domain types never derive `Serialize`.
+//! Label Studio's JSON for each record. *Invariant:* only this module (and the API handlers and
+//! export writer that call it) knows the wire field names; domain types never derive `Serialize`.
 
 use serde_json::{Map, Value, json};
 
@@ -245,4 +245,25 @@ pub fn apply_project_settings(settings: &mut Map<String, Value>, body: &Map<Stri
         settings.insert(key.to_string(), value.clone());
     }
     Ok(())
+}
+
+/// The object a target storage receives for one annotation (spec 4.3): the annotation, its task
+/// (data as stored, URIs unresolved, without its annotations) and `completed_by` expanded.
+pub fn annotation_export_document(
+    annotation: &Annotation,
+    task: &Task,
+    config: &LabelConfig,
+    user: Option<&User>,
+) -> Value {
+    let mut document = annotation_to_wire(annotation);
+    document["task"] = task_to_wire(task, config, None, None);
+    if let Some(user) = user {
+        document["completed_by"] = json!({
+            "id": user.id,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "email": user.email,
+        });
+    }
+    document
 }

@@ -1,0 +1,177 @@
+//! One `Storage` trait for every backend (S3 and S3-compatible today; GCS, Azure, Redis and local
+//! files next). The sync engine, URL resolution and export depend on this trait, never on a cloud.
+//!
+//! The contract, for every implementation:
+//! - `list` takes a raw key prefix (not a path segment) and yields pages; order is not guaranteed;
+//!   with `recursive` false only keys with no `/` after the prefix are returned.
+//! - `get` returns the whole object; `get_stream` streams it, optionally a byte range.
+//! - `put` is atomic: readers see the old object or the new one, never a part.
+//! - `delete` of a missing key succeeds.
+//! - Errors carry a [`StorageErrorKind`], so callers know whether retrying can help.
+
+pub mod s3;
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// One object as a listing reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    /// RFC 3339, when the backend reports it.
+    pub last_modified: Option<String>,
+}
+
+/// What a backend can do; the API and UI read this instead of discovering it through errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub list: bool,
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+    /// Can mint time-limited URLs a browser can fetch directly.
+    pub presign: bool,
+}
+
+/// What kind of failure a storage call met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// The bucket or object does not exist.
+    NotFound,
+    /// The credentials were accepted but may not do this.
+    PermissionDenied,
+    /// The credentials were refused (wrong key, bad signature).
+    Unauthenticated,
+    /// A timeout, a 5xx, throttling: retrying later may succeed.
+    Temporary,
+    /// The configuration cannot work (bad endpoint URL, missing bucket name).
+    InvalidConfig,
+    /// The backend cannot do this at all.
+    Unsupported,
+    Other,
+}
+
+/// A failed storage call: a kind to act on and a message for a person.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> StorageError {
+        StorageError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether trying again may help.
+    pub fn is_temporary(&self) -> bool {
+        self.kind == StorageErrorKind::Temporary
+    }
+}
+
+/// An object body on its way to a client.
+pub struct ObjectStream {
+    pub info: ObjectInfo,
+    pub content_type: Option<String>,
+    /// The byte range returned, when a range was asked for.
+    pub range: Option<Range<u64>>,
+    pub body: BoxStream<'static, Result<Bytes, StorageError>>,
+}
+
+/// A byte range request: `start..end` (end exclusive) or from `start` to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    Bounded(u64, u64),
+    From(u64),
+}
+
+/// The storage contract (see the module documentation).
+#[async_trait]
+pub trait Storage: Send + Sync + Debug {
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The URI that names an object in task data, such as `s3://bucket/key`.
+    fn object_uri(&self, key: &str) -> String;
+
+    /// Lists keys starting with `prefix` (a raw string), one page per item.
+    fn list<'a>(&'a self, prefix: &'a str, recursive: bool) -> BoxStream<'a, Result<Vec<ObjectInfo>, StorageError>>;
+
+    /// Reads a whole object.
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
+
+    /// Streams an object, or a range of it.
+    async fn get_stream(&self, key: &str, range: Option<ByteRange>) -> Result<ObjectStream, StorageError>;
+
+    /// Writes an object atomically, replacing any existing one.
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError>;
+
+    /// Deletes an object; a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// A URL that lets anyone holding it GET the object for `ttl`.
+    async fn signed_url(&self, key: &str, ttl: Duration) -> Result<String, StorageError>;
+
+    /// Checks that the bucket (or container, database, folder) is reachable with these credentials.
+    async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// Reads the first set variable among `name`, `LABEL_STUDIO_<name>` and `LABELPORT_<name>`.
+fn env_fallback(name: &str) -> Option<String> {
+    [
+        name.to_string(),
+        format!("LABEL_STUDIO_{name}"),
+        format!("LABELPORT_{name}"),
+    ]
+    .iter()
+    .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+}
+
+/// Builds the backend a storage record describes. Secrets come from the record, then from the
+/// environment fallbacks Label Studio reads (`AWS_ACCESS_KEY_ID`, `S3_ENDPOINT`, ...).
+pub fn connect(record: &crate::model::storage::StorageRecord) -> Result<std::sync::Arc<dyn Storage>, StorageError> {
+    match record.kind.as_str() {
+        "s3" => {
+            let text = |name: &str, env: &str| record.text(name).map(str::to_string).or_else(|| env_fallback(env));
+            let config = s3::S3Config {
+                bucket: record.text("bucket").unwrap_or_default().to_string(),
+                region: text("region_name", "S3_region").or_else(|| env_fallback("AWS_REGION")),
+                endpoint: text("s3_endpoint", "S3_ENDPOINT"),
+                access_key_id: text("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                secret_access_key: text("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                session_token: text("aws_session_token", "AWS_SESSION_TOKEN"),
+            };
+            Ok(std::sync::Arc::new(s3::S3Storage::new(&config)?))
+        }
+        other => Err(StorageError::new(
+            StorageErrorKind::Unsupported,
+            format!("storage type {other} is not supported yet"),
+        )),
+    }
+}
+
+/// The URI scheme a storage kind's objects are named with in task data, if it has one.
+pub fn uri_scheme(kind: &str) -> Option<&'static str> {
+    match kind {
+        "s3" => Some("s3"),
+        "gcs" => Some("gs"),
+        "azure" => Some("azure-blob"),
+        _ => None,
+    }
+}
+
+/// The field naming a kind's bucket (or container).
+pub fn bucket_field(kind: &str) -> &'static str {
+    if kind == "azure" { "container" } else { "bucket" }
+}
