@@ -329,6 +329,20 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     }
     let written = db.count_project_annotations(project.id).await? as usize;
     reset_peak();
+    let export_floor_client = client(&args, &export_bucket)?;
+    let started = Instant::now();
+    let sample = Bytes::from(vec![b'x'; 600]);
+    futures::stream::iter(0..written)
+        .map(|i| {
+            let (client, body) = (&export_floor_client, sample.clone());
+            async move { client.put(&format!("floor/{i}"), body).await }
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    let export_floor = started.elapsed().as_secs_f64();
+    row("floor: put (export)", written, export_floor, None, peak_mib());
+    reset_peak();
     let export_record = storage_record(project.id, Direction::Export, &export_bucket, "out", false, &args);
     let export_storage = db.create_storage(&export_record).await?;
     let (seconds, done) = sync_once(&engine, &export_storage).await?;
@@ -337,6 +351,6 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
         "export wrote {:?} of {written}",
         done.last_sync_count
     );
-    row("export annotations", written, seconds, None, peak_mib());
+    row("export annotations", written, seconds, Some(export_floor), peak_mib());
     Ok(())
 }

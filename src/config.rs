@@ -21,8 +21,21 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Measure import speed and memory.
+    /// Sync a storage now (import or export, by storage id) and wait for it to finish.
+    Sync(SyncArgs),
+    /// Measure import and sync speed and memory.
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The storage id (as in `/api/storages/s3/{id}` or `/api/storages/export/s3/{id}`).
+    pub storage_id: i64,
+    /// Objects fetched at the same time.
+    #[arg(long, env = "LABELPORT_SYNC_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
 }
 
 /// Where the data lives.

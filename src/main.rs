@@ -1,6 +1,6 @@
 //! The `labelport` binary: a Label Studio-compatible labeling server.
 //!
-//! Subcommands: `start` (serve HTTP), `migrate`, `user create`, `user token`, and `bench`.
+//! Subcommands: `start` (serve HTTP), `migrate`, `user create`, `user token`, `sync`, and `bench`.
 
 use clap::Parser;
 
@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Create(args)) => server::create_user_command(args).await,
         Command::User(UserCommand::Token(args)) => server::token_command(args).await,
+        Command::Sync(args) => server::sync_command(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

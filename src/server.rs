@@ -4,7 +4,7 @@ use anyhow::Context;
 
 use crate::api::auth::{generate_token, hash_token};
 use crate::api::{ApiSettings, AppState};
-use crate::config::{DatabaseArgs, StartArgs, UserCreateArgs, UserTokenArgs, env_any};
+use crate::config::{DatabaseArgs, StartArgs, SyncArgs, UserCreateArgs, UserTokenArgs, env_any};
 use crate::db::{Db, DbError, NewUser};
 use crate::model::entities::User;
 use crate::sync::SyncSettings;
@@ -164,4 +164,49 @@ pub async fn token_command(args: UserTokenArgs) -> anyhow::Result<()> {
     db.add_token(user.id, &hash_token(&token)).await?;
     println!("{token}");
     Ok(())
+}
+
+/// `labelport sync ID`: queues a sync of the storage and runs queued jobs in this process until
+/// that storage's sync has finished (a running server may pick the job up instead; then this waits).
+pub async fn sync_command(args: SyncArgs) -> anyhow::Result<()> {
+    let db = open_database(&args.database).await?;
+    let engine = crate::sync::SyncEngine::new(
+        db.clone(),
+        SyncSettings {
+            concurrency: args.concurrency,
+            ..SyncSettings::default()
+        },
+    );
+    let record = db
+        .storage_by_id(args.storage_id)
+        .await
+        .with_context(|| format!("no storage with id {}", args.storage_id))?;
+    if !record.synchronizable {
+        anyhow::bail!("storage {} is not synchronizable", record.id);
+    }
+    engine.request_sync(&record).await?;
+    loop {
+        let current = db.storage_by_id(record.id).await?;
+        if !current.status.is_active() {
+            println!(
+                "storage {} ({} {}): {}, {} {}",
+                current.id,
+                current.direction.as_str(),
+                current.kind,
+                current.status.as_str(),
+                current.last_sync_count.unwrap_or(0),
+                match current.direction {
+                    crate::model::storage::Direction::Import => "tasks created",
+                    crate::model::storage::Direction::Export => "annotations written",
+                }
+            );
+            if let Some(traceback) = current.traceback {
+                println!("{traceback}");
+            }
+            return Ok(());
+        }
+        if !engine.run_one().await? {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
 }

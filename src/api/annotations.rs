@@ -86,6 +86,7 @@ async fn create(
         .db
         .create_annotation(task.id, task.project_id, user.id, &changes)
         .await?;
+    state.sync.annotation_saved(annotation.id);
     Ok((StatusCode::CREATED, Json(annotation_to_wire(&annotation))))
 }
 

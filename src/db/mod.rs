@@ -194,6 +194,11 @@ impl Db {
         Ok(())
     }
 
+    /// Whether [`Db::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     /// Closes every connection (used by tests and on shutdown).
     pub async fn close(&self) {
         self.pool.close().await;

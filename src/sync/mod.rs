@@ -225,7 +225,8 @@ impl SyncEngine {
     }
 
     async fn worker_loop(self: Arc<Self>) {
-        loop {
+        // The loop ends with the database pool (at shutdown, or when a test or benchmark closes it).
+        while !self.db.is_closed() {
             match self.run_one().await {
                 Ok(true) => continue,
                 Ok(false) => {}

@@ -150,6 +150,7 @@ async fn new_user(db: &Db, base: &str, email: &str, organization: Option<&str>) 
     Api {
         base: base.to_string(),
         http: reqwest::Client::new(),
+        no_redirect: no_redirect_client(),
         token: Some(token),
         user_id: user.id,
     }
@@ -181,6 +182,7 @@ impl Server {
         Api {
             base: self.base.clone(),
             http: reqwest::Client::new(),
+            no_redirect: no_redirect_client(),
             token: None,
             user_id: 0,
         }
@@ -192,8 +194,18 @@ impl Server {
 pub struct Api {
     base: String,
     http: reqwest::Client,
+    /// For responses whose redirect is what the test looks at (the storage resolver).
+    no_redirect: reqwest::Client,
     token: Option<String>,
     pub user_id: i64,
+}
+
+/// A client that hands redirects back instead of following them.
+fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// A status and the body read as JSON (`Null` when empty, a string when not JSON).
@@ -213,6 +225,16 @@ async fn reply(response: reqwest::Response) -> Reply {
 impl Api {
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => builder.header("Authorization", format!("Token {token}")),
+            None => builder,
+        }
+    }
+
+    /// A request with this client's token that does not follow redirects, for tests that read
+    /// status codes and headers themselves.
+    pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.no_redirect.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(token) => builder.header("Authorization", format!("Token {token}")),
             None => builder,

@@ -11,4 +11,5 @@ mod import;
 mod import_errors;
 mod isolation;
 mod projects;
+mod s3;
 mod tasks;

@@ -4,6 +4,10 @@ Label Studio Python SDK (label-studio-sdk==2.1.2), unchanged.
 Environment:
     LABELPORT_URL    base URL of the running server, e.g. http://127.0.0.1:8080
     LABELPORT_TOKEN  API token of an existing user (legacy "Token" auth)
+    LABELPORT_TEST_S3_ENDPOINT, LABELPORT_TEST_S3_ROOT, LABELPORT_TEST_S3_ACCESS_KEY,
+    LABELPORT_TEST_S3_SECRET_KEY
+                     an S3 server whose buckets are the sub-folders of ROOT (s3s-fs, as
+                     scripts/test.sh starts it); the storage tests are skipped without them
 
 Run:
     pip install -r tests/sdk/requirements.txt
@@ -13,10 +17,14 @@ Each test creates its own project (unique title) and deletes it afterwards.
 See SDK-SURFACE.md next to this file for the exact HTTP surface the SDK uses.
 """
 
+import base64
 import datetime as dt
 import itertools
 import json
 import os
+import pathlib
+import shutil
+import time
 import uuid
 
 import httpx
@@ -387,3 +395,159 @@ def test_project_delete_removes_it(client, make_project):
 
     remaining = itertools.islice(client.projects.list(page_size=100), PAGER_CAP)
     assert project.id not in {p.id for p in remaining}
+
+
+# ----------------------------------------------------------------------- cloud storage (S3)
+
+S3_VARIABLES = (
+    "LABELPORT_TEST_S3_ENDPOINT",
+    "LABELPORT_TEST_S3_ROOT",
+    "LABELPORT_TEST_S3_ACCESS_KEY",
+    "LABELPORT_TEST_S3_SECRET_KEY",
+)
+FINAL_STORAGE_STATUSES = {"completed", "completed_with_errors", "failed"}
+STORAGE_WAIT_SECONDS = 30
+TEXT_LABEL_CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="choice" toName="text"><Choice value="cat"/><Choice value="dog"/></Choices></View>'
+)
+
+
+@pytest.fixture
+def s3():
+    """The test S3 server, and a factory of fresh buckets (folders under its root) removed at teardown."""
+    missing = [name for name in S3_VARIABLES if not os.environ.get(name)]
+    if missing:
+        pytest.skip(f"S3 storage tests skipped: {', '.join(missing)} not set (scripts/test.sh starts s3s-fs)")
+    root = pathlib.Path(os.environ["LABELPORT_TEST_S3_ROOT"])
+    made = []
+
+    def bucket(label):
+        name = f"lp-sdk-{label}-{uuid.uuid4().hex[:16]}"
+        folder = root / name
+        folder.mkdir(parents=True)
+        made.append(folder)
+        return name, folder
+
+    connection = dict(
+        s3endpoint=os.environ["LABELPORT_TEST_S3_ENDPOINT"],
+        aws_access_key_id=os.environ["LABELPORT_TEST_S3_ACCESS_KEY"],
+        aws_secret_access_key=os.environ["LABELPORT_TEST_S3_SECRET_KEY"],
+        region_name="us-east-1",
+    )
+    yield bucket, connection
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+        # s3s-fs keeps per-object files named after the bucket next to the bucket folders.
+        encoded = base64.urlsafe_b64encode(folder.name.encode()).decode().rstrip("=")
+        for sidecar in root.glob(f".bucket-{encoded}.*"):
+            sidecar.unlink(missing_ok=True)
+
+
+def wait_for_storage(get, storage_id):
+    """Polls a storage until its sync has ended; returns it."""
+    deadline = time.monotonic() + STORAGE_WAIT_SECONDS
+    while True:
+        storage = get(storage_id)
+        if storage.status in FINAL_STORAGE_STATUSES:
+            return storage
+        assert time.monotonic() < deadline, f"sync did not end in {STORAGE_WAIT_SECONDS}s: {storage!r}"
+        time.sleep(0.1)
+
+
+def test_s3_import_storage_create_list_sync(client, make_project, s3):
+    bucket, connection = s3
+    name, folder = bucket("src")
+    (folder / "tasks").mkdir()
+    (folder / "tasks" / "one.json").write_text(json.dumps({"text": "one"}))
+    (folder / "tasks" / "two.json").write_text(json.dumps([{"text": "two"}, {"text": "three"}]))
+    (folder / "elsewhere.json").write_text(json.dumps({"text": "outside the prefix"}))
+    project = make_project(label_config=TEXT_LABEL_CONFIG)
+
+    storage = client.import_storage.s3.create(
+        project=project.id, bucket=name, prefix="tasks", title="SDK source", **connection
+    )
+    assert isinstance(storage.id, int)
+    assert storage.project == project.id
+    assert storage.bucket == name and storage.prefix == "tasks"
+    assert storage.title == "SDK source"
+    assert storage.status == "initialized"
+    # Credentials are write-only: absent from the response, so the SDK model leaves them unset.
+    assert storage.aws_secret_access_key is None and storage.aws_access_key_id is None
+
+    got = client.import_storage.s3.get(storage.id)
+    assert got.id == storage.id and got.bucket == name
+    listed = client.import_storage.s3.list(project=project.id)
+    assert [s.id for s in listed] == [storage.id]
+
+    started = client.import_storage.s3.sync(storage.id)
+    assert started.id == storage.id
+    assert started.status in {"queued", "in_progress"} | FINAL_STORAGE_STATUSES
+    done = wait_for_storage(client.import_storage.s3.get, storage.id)
+    assert done.status == "completed", f"{done.status}: {done.traceback}"
+    assert done.last_sync_count == 3
+    assert isinstance(done.last_sync, dt.datetime), f"last_sync: {done.last_sync!r}"
+
+    tasks = list_tasks(client, project.id)
+    assert sorted(t.data["text"] for t in tasks) == ["one", "three", "two"]
+    assert sorted(t.storage_filename for t in (client.tasks.get(t.id) for t in tasks)) == [
+        "tasks/one.json",
+        "tasks/two.json",
+        "tasks/two.json",
+    ]
+
+    # Syncing again imports nothing new.
+    client.import_storage.s3.sync(storage.id)
+    again = wait_for_storage(client.import_storage.s3.get, storage.id)
+    assert again.status == "completed"
+    assert again.last_sync_count == 0
+    assert len(list_tasks(client, project.id)) == 3
+
+
+def test_s3_export_storage_writes_annotations(client, make_project, s3):
+    bucket, connection = s3
+    name, folder = bucket("out")
+    project = make_project(label_config=TEXT_LABEL_CONFIG)
+    resp = client.projects.import_tasks(project.id, request=[{"text": "to label"}])
+    assert resp.task_count == 1
+    (task,) = list_tasks(client, project.id)
+    first = client.annotations.create(
+        task.id, result=[{"from_name": "choice", "to_name": "text", "type": "choices", "value": {"choices": ["cat"]}}]
+    )
+
+    storage = client.export_storage.s3.create(
+        project=project.id, bucket=name, prefix="exported", can_delete_objects=True, **connection
+    )
+    assert isinstance(storage.id, int)
+    assert storage.project == project.id and storage.bucket == name
+    assert storage.aws_secret_access_key is None
+    # Creating a target storage exports what the project already has.
+    initial = wait_for_storage(client.export_storage.s3.get, storage.id)
+    assert initial.status == "completed", f"{initial.status}: {initial.traceback}"
+    written = folder / "exported" / str(first.id)
+    document = json.loads(written.read_text())
+    assert document["id"] == first.id
+    assert document["task"]["id"] == task.id
+    assert document["result"][0]["value"]["choices"] == ["cat"]
+
+    # An export sync then finds nothing stale.
+    client.export_storage.s3.sync(storage.id)
+    synced = wait_for_storage(client.export_storage.s3.get, storage.id)
+    assert synced.status == "completed"
+    assert synced.last_sync_count == 0
+
+    # A new annotation is written when it is saved.
+    second = client.annotations.create(
+        task.id, result=[{"from_name": "choice", "to_name": "text", "type": "choices", "value": {"choices": ["dog"]}}]
+    )
+    target = folder / "exported" / str(second.id)
+    deadline = time.monotonic() + STORAGE_WAIT_SECONDS
+    while True:
+        try:
+            document = json.loads(target.read_text())
+            break
+        except (FileNotFoundError, json.JSONDecodeError):
+            assert time.monotonic() < deadline, f"{target} was not written"
+            time.sleep(0.1)
+    assert document["id"] == second.id
+    assert document["result"][0]["value"]["choices"] == ["dog"]
