@@ -135,24 +135,11 @@ fn storage_record(
         "s3_endpoint": args.endpoint, "presign": true, "presign_ttl": 1,
     });
     let secrets = json!({"aws_access_key_id": args.access_key, "aws_secret_access_key": args.secret_key});
-    StorageRecord {
-        id: 0,
-        project_id,
-        direction,
-        kind: "s3".into(),
-        title: Some("bench".into()),
-        description: None,
-        settings: settings.as_object().cloned().unwrap_or_default(),
-        secrets: secrets.as_object().cloned().unwrap_or_default(),
-        synchronizable: true,
-        status: SyncStatus::Initialized,
-        last_sync: None,
-        last_sync_count: None,
-        last_sync_job: None,
-        traceback: None,
-        meta: Map::new(),
-        created_at: String::new(),
-    }
+    let mut record = StorageRecord::new("s3", direction, project_id);
+    record.title = Some("bench".into());
+    record.settings = settings.as_object().cloned().unwrap_or_default();
+    record.secrets = secrets.as_object().cloned().unwrap_or_default();
+    record
 }
 
 /// Runs one sync of a storage to the end in this process and returns (seconds, final record).

@@ -18,7 +18,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, QueryParams, field};
 use super::projects::project_for;
 use crate::model::entities::User;
-use crate::model::storage::{Direction, StorageRecord, SyncStatus, compile_key_filter, listing_prefix};
+use crate::model::storage::{Direction, StorageRecord, compile_key_filter, listing_prefix};
 use crate::storage::{StorageError, StorageErrorKind};
 
 pub fn router() -> Router<AppState> {
@@ -27,29 +27,44 @@ pub fn router() -> Router<AppState> {
         .route("/api/storages/types", get(types))
         .route("/api/storages/export", get(list_all_export))
         .route("/api/storages/export/types", get(types))
-        .route("/api/storages/{kind}", get(list_import).post(create_import))
-        .route("/api/storages/{kind}/validate", post(validate_import))
+        .route("/api/storages/{kind}", get(list::<IMPORT>).post(create::<IMPORT>))
+        .route("/api/storages/{kind}/validate", post(validate::<IMPORT>))
         .route("/api/storages/{kind}/files", post(files_import))
         .route("/api/storages/{kind}/form", get(form))
         .route(
             "/api/storages/{kind}/{id}",
-            get(read_import)
-                .patch(update_import)
-                .put(update_import)
-                .delete(delete_import),
+            get(read::<IMPORT>)
+                .patch(update::<IMPORT>)
+                .put(update::<IMPORT>)
+                .delete(remove::<IMPORT>),
         )
-        .route("/api/storages/{kind}/{id}/sync", post(sync_import))
-        .route("/api/storages/export/{kind}", get(list_export).post(create_export))
-        .route("/api/storages/export/{kind}/validate", post(validate_export))
+        .route("/api/storages/{kind}/{id}/sync", post(sync::<IMPORT>))
+        .route(
+            "/api/storages/export/{kind}",
+            get(list::<EXPORT>).post(create::<EXPORT>),
+        )
+        .route("/api/storages/export/{kind}/validate", post(validate::<EXPORT>))
         .route("/api/storages/export/{kind}/form", get(form))
         .route(
             "/api/storages/export/{kind}/{id}",
-            get(read_export)
-                .patch(update_export)
-                .put(update_export)
-                .delete(delete_export),
+            get(read::<EXPORT>)
+                .patch(update::<EXPORT>)
+                .put(update::<EXPORT>)
+                .delete(remove::<EXPORT>),
         )
-        .route("/api/storages/export/{kind}/{id}/sync", post(sync_export))
+        .route("/api/storages/export/{kind}/{id}/sync", post(sync::<EXPORT>))
+}
+
+/// Handlers serve both directions; the const parameter says which (`false` import, `true` export).
+const IMPORT: bool = false;
+const EXPORT: bool = true;
+
+const fn direction<const IS_EXPORT: bool>() -> Direction {
+    if IS_EXPORT {
+        Direction::Export
+    } else {
+        Direction::Import
+    }
 }
 
 // ---------------------------------------------------------------- field tables
@@ -297,27 +312,6 @@ fn check_bucket_name(bucket: &str) -> Result<(), String> {
     }
 }
 
-fn new_record(kind: &str, direction: Direction, project_id: i64) -> StorageRecord {
-    StorageRecord {
-        id: 0,
-        project_id,
-        direction,
-        kind: kind.to_string(),
-        title: None,
-        description: None,
-        settings: Map::new(),
-        secrets: Map::new(),
-        synchronizable: true,
-        status: SyncStatus::Initialized,
-        last_sync: None,
-        last_sync_count: None,
-        last_sync_job: None,
-        traceback: None,
-        meta: Map::new(),
-        created_at: String::new(),
-    }
-}
-
 /// The project named in a body: it must exist in the caller's organization.
 async fn body_project(state: &AppState, user: &User, body: &Map<String, Value>) -> ApiResult<i64> {
     let Some(project_id) = field::<i64>(body, "project")? else {
@@ -446,36 +440,26 @@ async fn form(CurrentUser(_user): CurrentUser, Path(params): Path<Vec<String>>) 
     Ok(Json(json!([])))
 }
 
-async fn list_import(
+async fn list<const IS_EXPORT: bool>(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(kind): Path<String>,
     QueryParams(query): QueryParams<ProjectQuery>,
 ) -> ApiResult<Json<Value>> {
     kind_fields(&kind)?;
-    list_for(&state, &user, &query, Direction::Import, Some(&kind)).await
+    list_for(&state, &user, &query, direction::<IS_EXPORT>(), Some(&kind)).await
 }
 
-async fn list_export(
+async fn create<const IS_EXPORT: bool>(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(kind): Path<String>,
-    QueryParams(query): QueryParams<ProjectQuery>,
-) -> ApiResult<Json<Value>> {
-    kind_fields(&kind)?;
-    list_for(&state, &user, &query, Direction::Export, Some(&kind)).await
-}
-
-async fn create(
-    state: AppState,
-    user: User,
-    kind: String,
-    direction: Direction,
-    body: Map<String, Value>,
+    JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let direction = direction::<IS_EXPORT>();
     kind_fields(&kind)?;
     let project_id = body_project(&state, &user, &body).await?;
-    let mut record = new_record(&kind, direction, project_id);
+    let mut record = StorageRecord::new(&kind, direction, project_id);
     apply_body(&mut record, &body)?;
     check_connection(&record).await?;
     let mut record = state.db.create_storage(&record).await?;
@@ -492,65 +476,28 @@ fn sync_error(error: crate::sync::SyncError) -> ApiError {
     }
 }
 
-async fn create_import(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(kind): Path<String>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    create(state, user, kind, Direction::Import, body).await
-}
-
-async fn create_export(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(kind): Path<String>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    create(state, user, kind, Direction::Export, body).await
-}
-
-/// Loads a storage the caller may touch.
 async fn load(state: &AppState, user: &User, direction: Direction, kind: &str, id: &str) -> ApiResult<StorageRecord> {
     kind_fields(kind)?;
     let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
     Ok(state.db.storage(user.organization_id, direction, kind, id).await?)
 }
 
-async fn validate(
-    state: AppState,
-    user: User,
-    kind: String,
-    direction: Direction,
-    body: Map<String, Value>,
+async fn validate<const IS_EXPORT: bool>(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(kind): Path<String>,
+    JsonObject(body): JsonObject,
 ) -> ApiResult<StatusCode> {
+    let direction = direction::<IS_EXPORT>();
     kind_fields(&kind)?;
     // With an id, the request is merged onto the stored storage; nothing is saved either way.
     let mut record = match field::<i64>(&body, "id")? {
         Some(id) => load(&state, &user, direction, &kind, &id.to_string()).await?,
-        None => new_record(&kind, direction, body_project(&state, &user, &body).await?),
+        None => StorageRecord::new(&kind, direction, body_project(&state, &user, &body).await?),
     };
     apply_body(&mut record, &body)?;
     check_connection(&record).await?;
     Ok(StatusCode::OK)
-}
-
-async fn validate_import(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(kind): Path<String>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<StatusCode> {
-    validate(state, user, kind, Direction::Import, body).await
-}
-
-async fn validate_export(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(kind): Path<String>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<StatusCode> {
-    validate(state, user, kind, Direction::Export, body).await
 }
 
 /// Files preview: the keys a sync would consider, up to `limit` (spec 1.4).
@@ -563,7 +510,7 @@ async fn files_import(
     kind_fields(&kind)?;
     let mut record = match field::<i64>(&body, "id")? {
         Some(id) => load(&state, &user, Direction::Import, &kind, &id.to_string()).await?,
-        None => new_record(&kind, Direction::Import, body_project(&state, &user, &body).await?),
+        None => StorageRecord::new(&kind, Direction::Import, body_project(&state, &user, &body).await?),
     };
     apply_body(&mut record, &body)?;
     let limit = field::<i64>(&body, "limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
@@ -595,35 +542,22 @@ async fn files_import(
     Ok(Json(json!({"files": files})))
 }
 
-async fn read(state: AppState, user: User, direction: Direction, params: (String, String)) -> ApiResult<Json<Value>> {
-    let record = load(&state, &user, direction, &params.0, &params.1).await?;
+async fn read<const IS_EXPORT: bool>(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((kind, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let record = load(&state, &user, direction::<IS_EXPORT>(), &kind, &id).await?;
     Ok(Json(storage_to_wire(&record)))
 }
 
-async fn read_import(
+async fn update<const IS_EXPORT: bool>(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
+    Path((kind, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Value>> {
-    read(state, user, Direction::Import, params).await
-}
-
-async fn read_export(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    read(state, user, Direction::Export, params).await
-}
-
-async fn update(
-    state: AppState,
-    user: User,
-    direction: Direction,
-    params: (String, String),
-    body: Map<String, Value>,
-) -> ApiResult<Json<Value>> {
-    let mut record = load(&state, &user, direction, &params.0, &params.1).await?;
+    let mut record = load(&state, &user, direction::<IS_EXPORT>(), &kind, &id).await?;
     apply_body(&mut record, &body)?;
     let touches_connection = body.keys().any(|k| {
         !matches!(
@@ -638,73 +572,31 @@ async fn update(
     Ok(Json(storage_to_wire(&record)))
 }
 
-async fn update_import(
+async fn remove<const IS_EXPORT: bool>(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<Json<Value>> {
-    update(state, user, Direction::Import, params, body).await
-}
-
-async fn update_export(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<Json<Value>> {
-    update(state, user, Direction::Export, params, body).await
-}
-
-async fn remove(state: AppState, user: User, direction: Direction, params: (String, String)) -> ApiResult<StatusCode> {
-    let record = load(&state, &user, direction, &params.0, &params.1).await?;
+    Path((kind, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let record = load(&state, &user, direction::<IS_EXPORT>(), &kind, &id).await?;
     state.db.delete_storage(record.id).await?;
     state.sync.forget_client(record.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_import(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    remove(state, user, Direction::Import, params).await
-}
-
-async fn delete_export(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    remove(state, user, Direction::Export, params).await
-}
-
 /// Queues a sync and answers at once with the storage (status `queued`, or the running state if a
 /// sync was already queued or running). Connection problems surface in the job's `traceback`.
-async fn sync(state: AppState, user: User, direction: Direction, params: (String, String)) -> ApiResult<Response> {
-    let record = load(&state, &user, direction, &params.0, &params.1).await?;
+async fn sync<const IS_EXPORT: bool>(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((kind, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let record = load(&state, &user, direction::<IS_EXPORT>(), &kind, &id).await?;
     if !record.synchronizable {
         let body = json!({"message": format!("Storage {} is not synchronizable", record.id)});
         return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
     }
     let record = state.sync.request_sync(&record).await.map_err(sync_error)?;
     Ok(Json(storage_to_wire(&record)).into_response())
-}
-
-async fn sync_import(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-) -> ApiResult<Response> {
-    sync(state, user, Direction::Import, params).await
-}
-
-async fn sync_export(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(params): Path<(String, String)>,
-) -> ApiResult<Response> {
-    sync(state, user, Direction::Export, params).await
 }
 
 impl From<crate::sync::SyncError> for ApiError {

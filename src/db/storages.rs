@@ -462,27 +462,14 @@ mod tests {
     use crate::db::test_support::{each_engine, sample_project};
 
     fn record(project_id: i64) -> StorageRecord {
-        StorageRecord {
-            id: 0,
-            project_id,
-            direction: Direction::Import,
-            kind: "s3".into(),
-            title: Some("t".into()),
-            description: None,
-            settings: serde_json::json!({"bucket": "b"}).as_object().unwrap().clone(),
-            secrets: serde_json::json!({"aws_secret_access_key": "s"})
-                .as_object()
-                .unwrap()
-                .clone(),
-            synchronizable: true,
-            status: SyncStatus::Initialized,
-            last_sync: None,
-            last_sync_count: None,
-            last_sync_job: None,
-            traceback: None,
-            meta: Map::new(),
-            created_at: String::new(),
-        }
+        let mut record = StorageRecord::new("s3", Direction::Import, project_id);
+        record.title = Some("t".into());
+        record.settings = serde_json::json!({"bucket": "b"}).as_object().unwrap().clone();
+        record.secrets = serde_json::json!({"aws_secret_access_key": "s"})
+            .as_object()
+            .unwrap()
+            .clone();
+        record
     }
 
     #[tokio::test]

@@ -84,6 +84,28 @@ pub struct StorageRecord {
 }
 
 impl StorageRecord {
+    /// A new, unsaved storage of a project with no settings.
+    pub fn new(kind: &str, direction: Direction, project_id: i64) -> StorageRecord {
+        StorageRecord {
+            id: 0,
+            project_id,
+            direction,
+            kind: kind.to_string(),
+            title: None,
+            description: None,
+            settings: Map::new(),
+            secrets: Map::new(),
+            synchronizable: true,
+            status: SyncStatus::Initialized,
+            last_sync: None,
+            last_sync_count: None,
+            last_sync_job: None,
+            traceback: None,
+            meta: Map::new(),
+            created_at: String::new(),
+        }
+    }
+
     /// A text setting, with empty strings read as absent.
     pub fn text(&self, name: &str) -> Option<&str> {
         self.settings

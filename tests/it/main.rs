@@ -10,6 +10,7 @@ mod export;
 mod import;
 mod import_errors;
 mod isolation;
+mod kill;
 mod projects;
 mod s3;
 mod tasks;
