@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod extract;
 mod import;
+mod local_files;
 mod predictions;
 mod projects;
 mod resolve;
@@ -75,6 +76,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
         .merge(predictions::router())
         .merge(storages::router())
         .merge(resolve::router())
+        .merge(local_files::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -150,8 +150,34 @@ const S3_FIELDS: &[FieldSpec] = &[
     },
 ];
 
+const REDIS_FIELDS: &[FieldSpec] = &[
+    text("path"),
+    text("host"),
+    text("port"),
+    FieldSpec {
+        ty: FieldType::Int,
+        ..text("db")
+    },
+    text("username"),
+    secret("password"),
+];
+
+const LOCAL_FIELDS: &[FieldSpec] = &[
+    text("path"),
+    FieldSpec {
+        ty: FieldType::Bool,
+        default: || Value::Bool(false),
+        export: false,
+        ..text("recursive_scan")
+    },
+];
+
 /// The kinds served, with their titles (spec 1.1).
-const KINDS: &[(&str, &str, &[FieldSpec])] = &[("s3", "AWS S3", S3_FIELDS)];
+const KINDS: &[(&str, &str, &[FieldSpec])] = &[
+    ("s3", "AWS S3", S3_FIELDS),
+    ("redis", "Redis", REDIS_FIELDS),
+    ("localfiles", "Local files", LOCAL_FIELDS),
+];
 
 fn kind_fields(kind: &str) -> ApiResult<&'static [FieldSpec]> {
     KINDS
@@ -195,7 +221,18 @@ pub fn storage_to_wire(record: &StorageRecord) -> Value {
     let map = body.as_object_mut().expect("a json object");
     if let Ok(fields) = fields_of(&record.kind, record.direction) {
         for spec in fields.into_iter().filter(|f| !f.secret) {
-            let value = record.settings.get(spec.name).cloned().unwrap_or_else(spec.default);
+            let value = match (spec.name, record.kind.as_str()) {
+                // Label Studio's defaults keep tasks and annotations in different databases.
+                ("db", "redis") => record
+                    .settings
+                    .get("db")
+                    .cloned()
+                    .unwrap_or_else(|| match record.direction {
+                        Direction::Import => json!(1),
+                        Direction::Export => json!(2),
+                    }),
+                _ => record.settings.get(spec.name).cloned().unwrap_or_else(spec.default),
+            };
             map.insert(spec.name.to_string(), value);
         }
     }
@@ -252,6 +289,7 @@ fn apply_body(record: &mut StorageRecord, body: &Map<String, Value>) -> ApiResul
         }
         // Form-encoded clients send numbers and booleans as text; accept the obvious spellings.
         let value = match (spec.ty, value) {
+            (FieldType::Text, Value::Number(n)) if spec.name == "port" => Value::String(n.to_string()),
             (FieldType::Int, Value::String(s)) => s.trim().parse::<i64>().map(Value::from).unwrap_or(value.clone()),
             (FieldType::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Value::Bool(true),
@@ -270,6 +308,19 @@ fn apply_body(record: &mut StorageRecord, body: &Map<String, Value>) -> ApiResul
             continue;
         }
         target.insert(spec.name.to_string(), value);
+    }
+    if record.kind == "localfiles"
+        && let Some(path) = record.text("path")
+    {
+        let normalized = crate::storage::local::normalize(std::path::Path::new(path.trim()));
+        record
+            .settings
+            .insert("path".into(), Value::String(normalized.display().to_string()));
+    }
+    if let Some(db) = record.settings.get("db").and_then(Value::as_i64)
+        && !(0..=32767).contains(&db)
+    {
+        errors.insert("db".into(), json!(["Ensure this value is between 0 and 32767."]));
     }
     if let Err(message) = compile_key_filter(record.text("regex_filter")) {
         errors.insert("regex_filter".into(), json!([message]));
@@ -330,6 +381,27 @@ async fn body_project(state: &AppState, user: &User, body: &Map<String, Value>) 
 
 /// The message a person sees when a connection check fails (spec 6.3, worded for action).
 fn connection_message(record: &StorageRecord, error: &StorageError) -> String {
+    match record.kind.as_str() {
+        "redis" => {
+            let host = record.text("host").unwrap_or("localhost");
+            let port = record
+                .settings
+                .get("port")
+                .map(|p| p.to_string().trim_matches('"').to_string());
+            let port = port.unwrap_or_else(|| "6379".into());
+            match error.kind {
+                StorageErrorKind::Unauthenticated => {
+                    format!("Can't connect to Redis server at {host}:{port}: wrong username or password")
+                }
+                _ => format!("Can't connect to Redis server at {host}:{port}: {}", error.message),
+            }
+        }
+        "localfiles" => error.message.clone(),
+        _ => s3_connection_message(record, error),
+    }
+}
+
+fn s3_connection_message(record: &StorageRecord, error: &StorageError) -> String {
     let bucket = record.text("bucket").unwrap_or_default();
     match error.kind {
         StorageErrorKind::Unauthenticated | StorageErrorKind::PermissionDenied => {
@@ -350,17 +422,18 @@ fn connection_message(record: &StorageRecord, error: &StorageError) -> String {
 /// Checks that a storage can be reached; an import storage with a prefix must also find at
 /// least one object under it. Nothing is saved.
 async fn check_connection(record: &StorageRecord) -> ApiResult<()> {
-    if record.text("bucket").is_none() {
+    // Label Studio checks an S3 storage only once it names a bucket.
+    if record.kind == "s3" && record.text("bucket").is_none() {
         return Ok(());
     }
-    let storage = crate::storage::connect(record)
-        .map_err(|e| ApiError::validation("non_field_errors", connection_message(record, &e)))?;
     let fail = |e: StorageError| {
         tracing::info!(kind = %record.kind, error = %e.message, "storage connection check failed");
         ApiError::validation("non_field_errors", connection_message(record, &e))
     };
+    let storage = crate::storage::connect(record).map_err(fail)?;
     storage.check().await.map_err(fail)?;
-    if record.direction == Direction::Import
+    if record.kind == "s3"
+        && record.direction == Direction::Import
         && let Some(prefix) = record.text("prefix")
     {
         let listing = listing_prefix(Some(prefix));
@@ -518,7 +591,7 @@ async fn files_import(
         .map_err(|e| ApiError::validation("non_field_errors", connection_message(&record, &e)))?;
     let filter =
         compile_key_filter(record.text("regex_filter")).map_err(|m| ApiError::validation("regex_filter", m))?;
-    let prefix = listing_prefix(record.text("prefix"));
+    let prefix = crate::storage::listing_prefix_of(&record);
     let started = Instant::now();
     let mut files = Vec::new();
     let mut pages = storage.list(&prefix, record.flag("recursive_scan", false));

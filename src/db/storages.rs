@@ -144,6 +144,25 @@ impl Db {
         rows.iter().map(storage_from_row).collect()
     }
 
+    /// Every storage of one direction and kind in an organization's projects.
+    pub async fn organization_storages(
+        &self,
+        organization_id: i64,
+        direction: Direction,
+        kind: &str,
+    ) -> Result<Vec<StorageRecord>, DbError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {STORAGE_COLUMNS} FROM storage s JOIN project p ON p.id = s.project_id \
+             WHERE p.organization_id = $1 AND s.direction = $2 AND s.kind = $3 ORDER BY s.id"
+        )))
+        .bind(organization_id)
+        .bind(direction.as_str())
+        .bind(kind)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(storage_from_row).collect()
+    }
+
     /// Saves the configuration fields of a storage (not its sync state).
     pub async fn update_storage_config(&self, record: &StorageRecord) -> Result<StorageRecord, DbError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -9,6 +9,8 @@
 //! - `delete` of a missing key succeeds.
 //! - Errors carry a [`StorageErrorKind`], so callers know whether retrying can help.
 
+pub mod local;
+pub mod redis;
 pub mod s3;
 
 use std::fmt::Debug;
@@ -128,7 +130,7 @@ pub trait Storage: Send + Sync + Debug {
 }
 
 /// Reads the first set variable among `name`, `LABEL_STUDIO_<name>` and `LABELPORT_<name>`.
-fn env_fallback(name: &str) -> Option<String> {
+pub(crate) fn env_fallback(name: &str) -> Option<String> {
     [
         name.to_string(),
         format!("LABEL_STUDIO_{name}"),
@@ -154,6 +156,31 @@ pub fn connect(record: &crate::model::storage::StorageRecord) -> Result<std::syn
             };
             Ok(std::sync::Arc::new(s3::S3Storage::new(&config)?))
         }
+        "redis" => {
+            let port = match record.settings.get("port") {
+                Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+                Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().parse::<u16>().ok(),
+                _ => Some(6379),
+            }
+            .ok_or_else(|| {
+                StorageError::new(StorageErrorKind::InvalidConfig, "port must be a number from 1 to 65535")
+            })?;
+            let default_db = match record.direction {
+                crate::model::storage::Direction::Import => 1,
+                crate::model::storage::Direction::Export => 2,
+            };
+            Ok(std::sync::Arc::new(redis::RedisStorage::new(redis::RedisConfig {
+                host: record.text("host").unwrap_or("localhost").to_string(),
+                port,
+                db: record.integer("db", default_db),
+                username: record.text("username").map(str::to_string),
+                password: record.text("password").map(str::to_string),
+            })?))
+        }
+        "localfiles" => Ok(std::sync::Arc::new(local::LocalStorage::new(
+            record.text("path"),
+            &local::LocalFilesSettings::from_env(),
+        )?)),
         other => Err(StorageError::new(
             StorageErrorKind::Unsupported,
             format!("storage type {other} is not supported yet"),
@@ -174,4 +201,30 @@ pub fn uri_scheme(kind: &str) -> Option<&'static str> {
 /// The field naming a kind's bucket (or container).
 pub fn bucket_field(kind: &str) -> &'static str {
     if kind == "azure" { "container" } else { "bucket" }
+}
+
+/// The key prefix a listing of this storage uses: cloud buckets normalise the prefix to one
+/// trailing slash (Label Studio's rule); Redis uses `path` as a literal key prefix; a local-files
+/// storage lists its whole folder.
+pub fn listing_prefix_of(record: &crate::model::storage::StorageRecord) -> String {
+    match record.kind.as_str() {
+        "redis" => record.text("path").unwrap_or_default().to_string(),
+        "localfiles" => String::new(),
+        _ => crate::model::storage::listing_prefix(record.text("prefix")),
+    }
+}
+
+/// The key an annotation is written to in a target storage: `<prefix or path>/<annotation id>`.
+pub fn export_key_of(record: &crate::model::storage::StorageRecord, annotation_id: i64) -> String {
+    match record.kind.as_str() {
+        "redis" => crate::model::storage::export_key(record.text("path"), annotation_id),
+        "localfiles" => annotation_id.to_string(),
+        _ => crate::model::storage::export_key(record.text("prefix"), annotation_id),
+    }
+}
+
+/// Whether objects of this kind are files whose extension says what they hold (Redis keys are
+/// not: every value is read as JSON).
+pub fn keys_have_extensions(kind: &str) -> bool {
+    kind != "redis"
 }

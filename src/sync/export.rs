@@ -16,7 +16,7 @@ use super::{Progress, SyncEngine, SyncError};
 use crate::db::Db;
 use crate::model::entities::{Annotation, Task, User};
 use crate::model::label_config::LabelConfig;
-use crate::model::storage::{StorageRecord, export_key};
+use crate::model::storage::StorageRecord;
 use crate::storage::Storage;
 
 /// Annotations read per page during an export sync.
@@ -63,7 +63,7 @@ pub async fn write_annotation(
     annotation: &Annotation,
     context: &ExportContext,
 ) -> Result<(), String> {
-    let key = export_key(record.text("prefix"), annotation.id);
+    let key = crate::storage::export_key_of(record, annotation.id);
     let Some(task) = context.tasks.get(&annotation.task_id) else {
         return Err(format!("{key}: the annotation's task no longer exists"));
     };

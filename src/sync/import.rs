@@ -17,7 +17,7 @@ use super::{Progress, SyncEngine, SyncError};
 use crate::db::{Db, NewImportLink, NewTask};
 use crate::model::import_format::{ImportFormat, read_tasks};
 use crate::model::label_config::UNDEFINED_DATA_KEY;
-use crate::model::storage::{StorageRecord, compile_key_filter, listing_prefix};
+use crate::model::storage::{StorageRecord, compile_key_filter};
 use crate::model::task_item::TaskItem;
 use crate::storage::{ObjectInfo, Storage, StorageError, StorageErrorKind};
 
@@ -62,7 +62,8 @@ pub async fn run(
 ) -> Result<(), SyncError> {
     let db = engine.db().clone();
     let filter = compile_key_filter(record.text("regex_filter")).map_err(SyncError::Invalid)?;
-    let prefix = listing_prefix(record.text("prefix"));
+    let prefix = crate::storage::listing_prefix_of(record);
+    let check_extension = crate::storage::keys_have_extensions(&record.kind);
     let recursive = record.flag("recursive_scan", false);
     let blob_mode = record.flag("use_blob_urls", false);
     let project = db.project_by_id(record.project_id).await?;
@@ -123,7 +124,7 @@ pub async fn run(
                     let storage = Arc::clone(&storage);
                     async move {
                         match info {
-                            Ok(info) => Ok(fetch_object(storage.as_ref(), info).await),
+                            Ok(info) => Ok(fetch_object(storage.as_ref(), info, check_extension).await),
                             Err(fatal) => Err(fatal),
                         }
                     }
@@ -217,8 +218,13 @@ async fn get_with_retries(storage: &dyn Storage, key: &str) -> Result<bytes::Byt
     }
 }
 
-async fn fetch_object(storage: &dyn Storage, info: ObjectInfo) -> Fetched {
-    let Some(format) = json_format_of(&info.key) else {
+async fn fetch_object(storage: &dyn Storage, info: ObjectInfo, check_extension: bool) -> Fetched {
+    let format = if check_extension {
+        json_format_of(&info.key)
+    } else {
+        Some(ImportFormat::Json)
+    };
+    let Some(format) = format else {
         return Fetched::Failed(
             info.key,
             "not a JSON or JSONL file: in tasks mode only .json and .jsonl objects are read; to make one task \
@@ -233,6 +239,7 @@ async fn fetch_object(storage: &dyn Storage, info: ObjectInfo) -> Fetched {
         }
         Err(error) => return Fetched::Failed(info.key, format!("could not read the object: {error}")),
     };
+    let size = bytes.len();
     let parse = move || {
         let mut items = Vec::new();
         let outcome = read_tasks(&bytes, format, |item| {
@@ -245,7 +252,7 @@ async fn fetch_object(storage: &dyn Storage, info: ObjectInfo) -> Fetched {
             (items, indexed)
         })
     };
-    let parsed = if info.size as usize <= INLINE_PARSE_BYTES {
+    let parsed = if size <= INLINE_PARSE_BYTES {
         parse()
     } else {
         match tokio::task::spawn_blocking(parse).await {
