@@ -16,7 +16,8 @@ use crate::db::Db;
 use crate::model::entities::Project;
 use crate::model::storage::{Direction, StorageRecord, SyncStatus};
 use crate::storage::Storage;
-use crate::storage::s3::{S3Config, S3Storage};
+use crate::storage::cloud::CloudStorage;
+use crate::storage::s3::S3Config;
 use crate::sync::{SyncEngine, SyncSettings};
 
 #[derive(Debug, Clone, Args)]
@@ -61,8 +62,8 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn client(args: &SyncBenchArgs, bucket: &str) -> anyhow::Result<S3Storage> {
-    Ok(S3Storage::new(&S3Config {
+fn client(args: &SyncBenchArgs, bucket: &str) -> anyhow::Result<CloudStorage> {
+    Ok(crate::storage::s3::connect(&S3Config {
         bucket: bucket.to_string(),
         region: None,
         endpoint: Some(args.endpoint.clone()),

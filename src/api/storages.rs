@@ -150,6 +150,48 @@ const S3_FIELDS: &[FieldSpec] = &[
     },
 ];
 
+/// The import-only presign and recursion fields of the clouds.
+const PRESIGN_TTL: FieldSpec = FieldSpec {
+    ty: FieldType::Int,
+    default: || json!(1),
+    export: false,
+    ..text("presign_ttl")
+};
+const PRESIGN: FieldSpec = FieldSpec {
+    ty: FieldType::Bool,
+    default: || Value::Bool(true),
+    export: false,
+    ..text("presign")
+};
+const RECURSIVE_SCAN: FieldSpec = FieldSpec {
+    ty: FieldType::Bool,
+    default: || Value::Bool(false),
+    export: false,
+    ..text("recursive_scan")
+};
+
+const GCS_FIELDS: &[FieldSpec] = &[
+    text("bucket"),
+    text("prefix"),
+    secret("google_application_credentials"),
+    text("google_project_id"),
+    PRESIGN,
+    PRESIGN_TTL,
+    RECURSIVE_SCAN,
+];
+
+const AZURE_FIELDS: &[FieldSpec] = &[
+    text("container"),
+    text("prefix"),
+    // Label Studio hides the account name too.
+    secret("account_name"),
+    secret("account_key"),
+    text("azure_endpoint"),
+    PRESIGN,
+    PRESIGN_TTL,
+    RECURSIVE_SCAN,
+];
+
 const REDIS_FIELDS: &[FieldSpec] = &[
     text("path"),
     text("host"),
@@ -175,6 +217,8 @@ const LOCAL_FIELDS: &[FieldSpec] = &[
 /// The kinds served, with their titles (spec 1.1).
 const KINDS: &[(&str, &str, &[FieldSpec])] = &[
     ("s3", "AWS S3", S3_FIELDS),
+    ("gcs", "Google Cloud Storage", GCS_FIELDS),
+    ("azure", "Microsoft Azure", AZURE_FIELDS),
     ("redis", "Redis", REDIS_FIELDS),
     ("localfiles", "Local files", LOCAL_FIELDS),
 ];
@@ -333,7 +377,8 @@ fn apply_body(record: &mut StorageRecord, body: &Map<String, Value>) -> ApiResul
             json!(["Ensure this value is between 0 and 32767."]),
         );
     }
-    if let Some(bucket) = record.text("bucket")
+    if record.kind == "s3"
+        && let Some(bucket) = record.text("bucket")
         && let Err(message) = check_bucket_name(bucket)
     {
         errors.insert("bucket".into(), json!([message]));
@@ -397,6 +442,31 @@ fn connection_message(record: &StorageRecord, error: &StorageError) -> String {
             }
         }
         "localfiles" => error.message.clone(),
+        "gcs" => {
+            let bucket = record.text("bucket").unwrap_or_default();
+            match error.kind {
+                StorageErrorKind::InvalidConfig => error.message.clone(),
+                StorageErrorKind::NotFound => format!("Bucket {bucket} not found in Google Cloud Storage"),
+                StorageErrorKind::Unauthenticated | StorageErrorKind::PermissionDenied => {
+                    format!("Cannot access bucket {bucket} with the given Google Application Credentials")
+                }
+                _ => format!(
+                    "Cannot connect to Google Cloud Storage bucket {bucket}: {}",
+                    error.message
+                ),
+            }
+        }
+        "azure" => {
+            let container = record.text("container").unwrap_or_default();
+            match error.kind {
+                StorageErrorKind::InvalidConfig => error.message.clone(),
+                StorageErrorKind::NotFound => format!("Container not found: {container}"),
+                StorageErrorKind::Unauthenticated | StorageErrorKind::PermissionDenied => {
+                    format!("Cannot access container {container}: the account name or key is wrong")
+                }
+                _ => format!("Cannot connect to Azure container {container}: {}", error.message),
+            }
+        }
         _ => s3_connection_message(record, error),
     }
 }
@@ -426,13 +496,14 @@ async fn check_connection(record: &StorageRecord) -> ApiResult<()> {
     if record.kind == "s3" && record.text("bucket").is_none() {
         return Ok(());
     }
+    let is_cloud = matches!(record.kind.as_str(), "s3" | "gcs" | "azure");
     let fail = |e: StorageError| {
         tracing::info!(kind = %record.kind, error = %e.message, "storage connection check failed");
         ApiError::validation("non_field_errors", connection_message(record, &e))
     };
     let storage = crate::storage::connect(record).map_err(fail)?;
     storage.check().await.map_err(fail)?;
-    if record.kind == "s3"
+    if is_cloud
         && record.direction == Direction::Import
         && let Some(prefix) = record.text("prefix")
     {

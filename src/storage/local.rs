@@ -12,7 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::s3::classify;
+use super::cloud::classify;
 use super::{ByteRange, Capabilities, ObjectInfo, ObjectStream, Storage, StorageError, StorageErrorKind};
 
 /// Where local files may come from, read from the environment like Label Studio

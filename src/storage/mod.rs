@@ -9,6 +9,9 @@
 //! - `delete` of a missing key succeeds.
 //! - Errors carry a [`StorageErrorKind`], so callers know whether retrying can help.
 
+pub mod azure;
+pub mod cloud;
+pub mod gcs;
 pub mod local;
 pub mod redis;
 pub mod s3;
@@ -154,7 +157,25 @@ pub fn connect(record: &crate::model::storage::StorageRecord) -> Result<std::syn
                 secret_access_key: text("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
                 session_token: text("aws_session_token", "AWS_SESSION_TOKEN"),
             };
-            Ok(std::sync::Arc::new(s3::S3Storage::new(&config)?))
+            Ok(std::sync::Arc::new(s3::connect(&config)?))
+        }
+        "gcs" => {
+            let config = gcs::GcsConfig {
+                bucket: record.text("bucket").unwrap_or_default().to_string(),
+                credentials_json: record.text("google_application_credentials").map(str::to_string),
+                emulator_host: std::env::var("STORAGE_EMULATOR_HOST").ok().filter(|h| !h.is_empty()),
+            };
+            Ok(std::sync::Arc::new(gcs::connect(&config)?))
+        }
+        "azure" => {
+            let text = |name: &str, env: &str| record.text(name).map(str::to_string).or_else(|| env_fallback(env));
+            let config = azure::AzureConfig {
+                container: record.text("container").unwrap_or_default().to_string(),
+                account_name: text("account_name", "AZURE_BLOB_ACCOUNT_NAME"),
+                account_key: text("account_key", "AZURE_BLOB_ACCOUNT_KEY"),
+                endpoint: text("azure_endpoint", "AZURE_BLOB_ENDPOINT"),
+            };
+            Ok(std::sync::Arc::new(azure::connect(&config)?))
         }
         "redis" => {
             let port = match record.settings.get("port") {
