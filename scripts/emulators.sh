@@ -9,6 +9,7 @@
 
 S3S_FS_VERSION=0.14.1
 : "${LP_EMU:=$LP_CACHE/emu}"
+mkdir -p "$LP_EMU"
 : "${LP_S3_PORT:=19100}"
 FAKE_GCS_WRAPPER_VERSION=0.1.1
 AZURITE_VERSION=3.35.0
@@ -163,6 +164,21 @@ azure_create_container() {
     curl -s -o /dev/null -w '%{http_code}' -X PUT -H "x-ms-date: $date" -H 'x-ms-version: 2021-08-06' \
         -H 'Content-Length: 0' -H "Authorization: SharedKey $LP_AZURE_ACCOUNT:$signature" \
         "http://127.0.0.1:$LP_AZURE_PORT/$LP_AZURE_ACCOUNT/$container?restype=container"
+}
+
+# Redis for the tests: the one on 127.0.0.1:6379 when it answers (this machine kind starts one),
+# else Debian's redis-server started here without persistence.
+ensure_redis() {
+    command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
+    if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return 0; fi
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+    log "starting redis-server on 127.0.0.1:6379"
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes --logfile "$LP_EMU/redis.log"
+    local started=$SECONDS
+    until redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; do
+        if (( SECONDS - started > 30 )); then log "redis-server did not start"; return 1; fi
+        sleep 0.2
+    done
 }
 
 stop_emulators() {

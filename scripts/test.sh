@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Rust build tools, PostgreSQL, the s3s-fs S3 server, a Python venv
-# with the pinned label-studio-sdk) and runs every test:
+# Installs what the tests need (Rust build tools, PostgreSQL, Redis, the storage servers s3s-fs,
+# fake-gcs-server and Azurite, a Python venv with the pinned label-studio-sdk) and runs every test:
 #   1. cargo test: unit tests and the HTTP integration suite, on SQLite and PostgreSQL;
 #   2. the label-studio-sdk compatibility suite against a running server, on SQLite and PostgreSQL.
 # Exits non-zero if anything fails.
@@ -14,6 +14,7 @@ ensure_rust
 command -v curl >/dev/null 2>&1 || apt_install curl
 ensure_postgres
 export LABELPORT_TEST_POSTGRES=$LP_POSTGRES_URL
+ensure_redis
 log "PostgreSQL for tests: $LP_POSTGRES_URL"
 
 # Python venv for the SDK suite, rebuilt only when the pinned requirements change.
@@ -28,11 +29,15 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
     echo "$wanted" >"$stamp"
 fi
 
-# The local S3 server runs only while the tests do.
+# The local storage servers run only while the tests do.
 trap stop_emulators EXIT
 start_s3
+start_gcs
+start_azurite
+# Azure storages that name no endpoint use this one (labelport's AZURE_BLOB_ENDPOINT).
+export AZURE_BLOB_ENDPOINT=$LABELPORT_TEST_AZURE_ENDPOINT
 
-log "cargo test (SQLite and PostgreSQL, S3 against s3s-fs)"
+log "cargo test (SQLite and PostgreSQL; S3, GCS, Azure, Redis and local files against local servers)"
 cargo test --quiet 2>&1
 
 cargo build --quiet
