@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): import through the API on SQLite and PostgreSQL, then sync from a local
-# S3 server (s3s-fs) at N=10,000 and N=100,000 objects of each mode, re-sync and export, each with
-# its floor. Usage: scripts/bench.sh [N ...]   (default: 10000 100000)
+# Benchmarks (not tests): import through the API on SQLite and PostgreSQL, then sync from each
+# storage kind's local server with N objects of each mode, a re-sync and an export, each against
+# its floor (the same objects listed and fetched, or written, directly through the same client).
+# Usage: scripts/bench.sh [N] [KIND ...]   (default: 10000, all kinds)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/postgres.sh"
@@ -9,20 +10,29 @@ source "$(dirname "$0")/emulators.sh"
 cd "$LP_ROOT"
 ensure_rust
 ensure_postgres
+ensure_redis
 cargo build --release --quiet
 binary=$CARGO_TARGET_DIR/release/labelport
+objects=${1:-10000}
+shift || true
+kinds=${*:-s3 gcs azure redis localfiles}
 
 log "import benchmark (100,000 tasks through the API)"
 "$binary" bench import --tasks 100000 --postgres "$LP_POSTGRES_URL"
 
-LP_S3_PORT=${LP_BENCH_S3_PORT:-19200}
+# Separate ports from the tests', so a benchmark never disturbs a test run.
+LP_S3_PORT=19200 LP_GCS_PORT=19210 LP_AZURE_PORT=19220
 trap stop_emulators EXIT
-start_s3
-for n in "${@:-10000 100000}"; do
-    for count in $n; do
-        log "sync benchmark, $count objects of each mode"
-        LABELPORT_LOG=warn "$binary" bench sync --objects "$count" --annotations 10000 \
-            --endpoint "$LABELPORT_TEST_S3_ENDPOINT" --access-key "$LABELPORT_TEST_S3_ACCESS_KEY" \
-            --secret-key "$LABELPORT_TEST_S3_SECRET_KEY" --root "$LABELPORT_TEST_S3_ROOT"
-    done
+for kind in $kinds; do
+    case $kind in
+        s3) start_s3 ;;
+        gcs) start_gcs ;;
+        azure) start_azurite ;;
+    esac
+    scratch=$(mktemp -d)
+    log "sync benchmark: $kind, $objects objects of each mode"
+    LABELPORT_LOG=warn LOCAL_FILES_SERVING_ENABLED=true LOCAL_FILES_DOCUMENT_ROOT=$scratch \
+        "$binary" bench sync --kind "$kind" --objects "$objects" --annotations 10000
+    rm -rf "$scratch"
+    stop_emulators
 done
