@@ -11,8 +11,12 @@ cd "$LP_ROOT"
 ensure_rust
 ensure_postgres
 ensure_redis
-cargo build --release --quiet
-binary=$CARGO_TARGET_DIR/release/labelport
+# LP_BENCH_BINARY runs an already built binary instead of building this tree.
+binary=${LP_BENCH_BINARY:-}
+if [ -z "$binary" ]; then
+    cargo build --release --quiet
+    binary=$CARGO_TARGET_DIR/release/labelport
+fi
 objects=${1:-10000}
 shift || true
 kinds=${*:-s3 gcs azure redis localfiles}

@@ -489,6 +489,18 @@ fn s3_connection_message(record: &StorageRecord, error: &StorageError) -> String
     }
 }
 
+/// Label Studio's message for an import prefix with no object under it (spec 6.3).
+fn prefix_not_found(record: &StorageRecord, prefix: &str) -> String {
+    let bucket = record
+        .text(crate::storage::bucket_field(&record.kind))
+        .unwrap_or_default();
+    match record.kind.as_str() {
+        "gcs" => format!("No blobs found in {bucket}/{prefix} or prefix doesn't exist"),
+        "azure" => format!("azure-blob://{bucket}/{prefix} not found."),
+        _ => format!("s3://{bucket}/{prefix} not found."),
+    }
+}
+
 /// Checks that a storage can be reached; an import storage with a prefix must also find at
 /// least one object under it. Nothing is saved.
 async fn check_connection(record: &StorageRecord) -> ApiResult<()> {
@@ -515,10 +527,9 @@ async fn check_connection(record: &StorageRecord) -> ApiResult<()> {
             None => false,
         };
         if !found {
-            let bucket = record.text("bucket").unwrap_or_default();
             return Err(ApiError::validation(
                 "non_field_errors",
-                format!("s3://{bucket}/{prefix} not found."),
+                prefix_not_found(record, prefix),
             ));
         }
     }

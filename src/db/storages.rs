@@ -220,6 +220,17 @@ impl Db {
     /// Claims one queued sync, or one whose lease expired (its process died), for `owner` until
     /// `lease_until`. Safe against other processes claiming at the same moment.
     pub async fn claim_sync(&self, owner: &str, lease_until: &str) -> Result<Option<StorageRecord>, DbError> {
+        self.claim_sync_except(owner, lease_until, &HashSet::new()).await
+    }
+
+    /// Like [`Db::claim_sync`], but never claims the storages in `running`: the jobs the calling
+    /// process runs itself, which are alive even when a busy moment let their lease run out.
+    pub async fn claim_sync_except(
+        &self,
+        owner: &str,
+        lease_until: &str,
+        running: &HashSet<i64>,
+    ) -> Result<Option<StorageRecord>, DbError> {
         let timestamp = now();
         let candidates = sqlx::query(
             "SELECT id FROM storage WHERE status = 'queued' OR (status = 'in_progress' AND lease_expires_at < $1) \
@@ -230,6 +241,9 @@ impl Db {
         .await?;
         for candidate in candidates {
             let id: i64 = candidate.try_get("id")?;
+            if running.contains(&id) {
+                continue;
+            }
             let claimed = sqlx::query(
                 "UPDATE storage SET status = 'in_progress', lease_owner = $1, lease_expires_at = $2 \
                  WHERE id = $3 AND (status = 'queued' OR (status = 'in_progress' AND lease_expires_at < $4))",
@@ -267,6 +281,20 @@ impl Db {
         .bind(id)
         .bind(owner)
         .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Inside a write transaction: whether `owner` still holds the sync lease of a storage. The
+    /// row stays locked until the transaction ends, so a run that lost its job never commits next
+    /// to the run that took it over (which only lists after its claim, so it sees this commit).
+    pub async fn holds_sync_lease(&self, tx: &mut WriteTx, id: i64, owner: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE storage SET lease_owner = lease_owner WHERE id = $1 AND lease_owner = $2 AND status = 'in_progress'",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -516,9 +544,24 @@ mod tests {
                     .await
                     .unwrap()
             );
+            let mine = HashSet::from([storage.id]);
+            assert!(
+                db.claim_sync_except("two", far, &mine).await.unwrap().is_none(),
+                "a job the caller runs itself is not claimed"
+            );
             let taken = db.claim_sync("two", far).await.unwrap().unwrap();
             assert_eq!(taken.id, storage.id);
             assert!(!db.sync_heartbeat(storage.id, "one", far, 6, &Map::new()).await.unwrap());
+            // Task writes are fenced: only the current holder may commit them.
+            for (owner, holds) in [("one", false), ("two", true)] {
+                let mut tx = db.begin_write().await.unwrap();
+                assert_eq!(
+                    db.holds_sync_lease(&mut tx, storage.id, owner).await.unwrap(),
+                    holds,
+                    "{owner}"
+                );
+                tx.rollback().await.unwrap();
+            }
             let outcome = SyncOutcome {
                 status: SyncStatus::Completed,
                 count: 3,

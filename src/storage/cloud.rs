@@ -125,6 +125,12 @@ impl CloudStorage {
         self.uploader = Some(uploader);
         self
     }
+
+    /// Uses `signer` instead of the store's own signed URLs.
+    pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> CloudStorage {
+        self.signer = signer;
+        self
+    }
 }
 
 fn info_from_meta(meta: &object_store::ObjectMeta) -> ObjectInfo {

@@ -276,6 +276,11 @@ async fn write_batches(
 ) -> Result<(), SyncError> {
     while let Some(batch) = receiver.recv().await {
         let mut tx = db.begin_write().await?;
+        if !db.holds_sync_lease(&mut tx, storage_id, progress.owner()).await? {
+            // The job was taken over (or the storage deleted): its new run writes these tasks.
+            progress.cancel();
+            return Ok(());
+        }
         let task_ids = db.insert_tasks(&mut tx, &target, &batch.items).await?;
         db.insert_import_links(&mut tx, storage_id, &task_ids, &batch.links)
             .await?;

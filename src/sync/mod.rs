@@ -73,11 +73,13 @@ type ClientCache = std::collections::HashMap<i64, (u64, Arc<dyn Storage>)>;
 pub struct SyncEngine {
     db: Db,
     settings: SyncSettings,
-    /// This process's identity in leases.
+    /// This process's identity: the name of each run's lease starts with it.
     owner: String,
     wake: Notify,
     /// Storage clients by storage id, with the configuration fingerprint they were built from.
     clients: std::sync::Mutex<ClientCache>,
+    /// The storages whose jobs this process is running.
+    running: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl SyncEngine {
@@ -88,6 +90,7 @@ impl SyncEngine {
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
             clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            running: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -245,11 +248,18 @@ impl SyncEngine {
 
     /// Claims and runs one job. Returns whether there was one.
     pub async fn run_one(&self) -> Result<bool, SyncError> {
-        let Some(record) = self.db.claim_sync(&self.owner, &self.lease_until()).await? else {
+        // Each run holds the lease under its own name, so a run whose lease expired learns it
+        // even when another worker of this same process took the job over.
+        let owner = format!("{}/{}", self.owner, uuid::Uuid::new_v4().simple());
+        // A job of this process is alive even if a busy moment let its lease run out: never take
+        // it over from ourselves.
+        let running = self.running.lock().expect("running lock").clone();
+        let Some(record) = self.db.claim_sync_except(&owner, &self.lease_until(), &running).await? else {
             return Ok(false);
         };
+        let _running = Running::start(&self.running, record.id);
         tracing::info!(storage = record.id, kind = %record.kind, direction = record.direction.as_str(), "sync started");
-        let progress = Arc::new(Progress::new(&record));
+        let progress = Arc::new(Progress::new(&record, &owner));
         // The guard stops the heartbeat however this future ends, even when it is dropped, so a
         // job that stops running also stops holding its lease.
         let heartbeat = AbortOnDrop(self.spawn_heartbeat(record.id, Arc::clone(&progress)));
@@ -278,13 +288,13 @@ impl SyncEngine {
             count = finished.count,
             "sync finished"
         );
-        self.db.finish_sync(record.id, &self.owner, &finished).await?;
+        self.db.finish_sync(record.id, &owner, &finished).await?;
         Ok(true)
     }
 
     fn spawn_heartbeat(&self, storage_id: i64, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
         let db = self.db.clone();
-        let owner = self.owner.clone();
+        let owner = progress.owner.clone();
         let lease = self.settings.lease;
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -307,6 +317,25 @@ impl SyncEngine {
     }
 }
 
+/// Marks a storage's job as running in this process until dropped.
+struct Running<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<i64>>,
+    storage_id: i64,
+}
+
+impl<'a> Running<'a> {
+    fn start(set: &'a std::sync::Mutex<std::collections::HashSet<i64>>, storage_id: i64) -> Running<'a> {
+        set.lock().expect("running lock").insert(storage_id);
+        Running { set, storage_id }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("running lock").remove(&self.storage_id);
+    }
+}
+
 /// Aborts a spawned task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -321,6 +350,8 @@ pub struct Progress {
     started: Instant,
     base_meta: Map<String, Value>,
     direction: Direction,
+    /// The name this run holds the storage's lease under.
+    owner: String,
     pub objects_listed: AtomicI64,
     pub objects_skipped: AtomicI64,
     pub objects_failed: AtomicI64,
@@ -336,7 +367,7 @@ pub struct Progress {
 const MAX_REPORTED_FAILURES: usize = 1000;
 
 impl Progress {
-    fn new(record: &StorageRecord) -> Progress {
+    fn new(record: &StorageRecord, owner: &str) -> Progress {
         let mut base_meta = record.meta.clone();
         let now = stamp(OffsetDateTime::now_utc());
         base_meta.entry("time_in_progress").or_insert(now);
@@ -344,6 +375,7 @@ impl Progress {
             started: Instant::now(),
             base_meta,
             direction: record.direction,
+            owner: owner.to_string(),
             objects_listed: AtomicI64::new(0),
             objects_skipped: AtomicI64::new(0),
             objects_failed: AtomicI64::new(0),
@@ -367,6 +399,11 @@ impl Progress {
         if failures.len() < MAX_REPORTED_FAILURES {
             failures.push((key.to_string(), reason.to_string()));
         }
+    }
+
+    /// The name this run holds the storage's lease under.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     pub fn cancel(&self) {

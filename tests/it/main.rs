@@ -6,11 +6,16 @@ mod harness;
 
 mod annotations;
 mod auth;
+mod azure;
 mod export;
+mod gcs;
 mod import;
 mod import_errors;
 mod isolation;
 mod kill;
+mod local_files;
 mod projects;
+mod redis;
 mod s3;
+mod storage_helpers;
 mod tasks;

@@ -775,7 +775,10 @@ async fn target_storage(server: Server, env: S3Env) {
     let path = format!("/api/storages/export/s3/{id}");
     let initial = wait_final(&server, &path).await;
     assert_eq!(initial["status"], "completed", "{initial}");
-    assert_eq!(initial["last_sync_count"], 1, "{initial}");
+    // The annotation's own on-save export may run after the storage exists and write it first;
+    // then the initial sync finds nothing stale. Either way the object must be there.
+    let initial_count = initial["last_sync_count"].as_i64().unwrap();
+    assert!(initial_count == 0 || initial_count == 1, "{initial}");
     // s3s-fs maps `out//1` and `out/1` to the same file, so the single slash is asserted by the
     // model's unit test; here the object must be where `out/<id>` points.
     let document = bucket

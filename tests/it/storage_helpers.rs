@@ -1,0 +1,130 @@
+//! Helpers of the storage suites that do not depend on a backend (used by the Redis and local
+//! files tests): waiting for syncs and background writes, and reading a project's tasks by key.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Api, Reply};
+
+/// How long a sync or a background write may take before a test gives up.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// Pause between two looks while waiting.
+pub const POLL: Duration = Duration::from_millis(50);
+
+pub const IMAGE_CONFIG: &str = r#"<View><Image name="image" value="$image"/></View>"#;
+
+/// Asserts a 201 and returns the new storage's id.
+#[track_caller]
+pub fn created_id(reply: &Reply) -> i64 {
+    assert_eq!(reply.0, StatusCode::CREATED, "{}", reply.1);
+    reply.1["id"].as_i64().unwrap()
+}
+
+/// Polls a storage until its sync ends (completed, completed_with_errors or failed).
+pub async fn wait_final(api: &Api, path: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if matches!(
+            body["status"].as_str(),
+            Some("completed" | "completed_with_errors" | "failed")
+        ) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync did not end within {WAIT:?}: {body}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Starts a sync of the storage at `path` (such as `/api/storages/redis/3`) and waits for it.
+pub async fn sync(api: &Api, path: &str) -> Value {
+    let (status, body) = api.post_json(&format!("{path}/sync"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_final(api, path).await
+}
+
+/// Polls until `check` returns a value.
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen within {WAIT:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Every task of a project as `GET /api/tasks/{id}/` returns it (so with `storage_filename`).
+pub async fn project_tasks(api: &Api, project: i64) -> Vec<Value> {
+    let (status, page) = api.get(&format!("/api/tasks/?project={project}&page_size=1000")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mut tasks = Vec::new();
+    for task in page["tasks"].as_array().unwrap() {
+        tasks.push(api.task(task["id"].as_i64().unwrap()).await);
+    }
+    tasks
+}
+
+/// How many tasks each storage key produced.
+pub async fn tasks_per_key(api: &Api, project: i64) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for task in project_tasks(api, project).await {
+        let key = task["storage_filename"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a task without storage_filename: {task}"))
+            .to_string();
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The sorted `data.text` values of a project's tasks.
+pub async fn task_texts(api: &Api, project: i64) -> Vec<String> {
+    let mut texts: Vec<String> = project_tasks(api, project)
+        .await
+        .iter()
+        .map(|t| {
+            t["data"]["text"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a task without data.text: {t}"))
+                .to_string()
+        })
+        .collect();
+    texts.sort();
+    texts
+}
+
+pub fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+/// Asserts that a sync's traceback names each key on exactly one line and none of `absent`.
+#[track_caller]
+pub fn assert_traceback_names(storage: &Value, keys: &[&str], absent: &[&str]) {
+    let traceback = storage["traceback"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no traceback: {storage}"));
+    for key in keys {
+        let lines = traceback.lines().filter(|l| l.starts_with(&format!("{key}: "))).count();
+        assert_eq!(lines, 1, "{key} should be named on one line of: {traceback}");
+    }
+    for key in absent {
+        assert!(
+            !traceback.lines().any(|l| l.starts_with(&format!("{key}: "))),
+            "{key} is reported: {traceback}"
+        );
+    }
+}
+
+/// The chosen labels of an exported annotation document.
+pub fn chosen(document: &Value) -> Value {
+    document["result"][0]["value"]["choices"].clone()
+}
