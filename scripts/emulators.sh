@@ -181,7 +181,36 @@ ensure_redis() {
     done
 }
 
+# A second redis-server that speaks only TLS, on 127.0.0.1:$LP_REDIS_TLS_PORT, with a throwaway
+# CA and server certificate; sets LABELPORT_TEST_REDIS_TLS_PORT and LABELPORT_TEST_REDIS_TLS_CA.
+: "${LP_REDIS_TLS_PORT:=19130}"
+start_redis_tls() {
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+    local dir=$LP_EMU/redis-tls
+    mkdir -p "$dir"
+    if [ ! -s "$dir/server.crt" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 3650 \
+            -subj "/CN=labelport-test-ca" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/ext.cnf"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+            -out "$dir/server.crt" -days 3650 -extfile "$dir/ext.cnf" 2>/dev/null
+    fi
+    stop_emulator "redis-tls-$LP_REDIS_TLS_PORT" redis-server
+    spawn_emulator "redis-tls-$LP_REDIS_TLS_PORT" redis-server --port 0 --tls-port "$LP_REDIS_TLS_PORT" \
+        --bind 127.0.0.1 --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+        --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients no --save '' --appendonly no --daemonize no
+    local started=$SECONDS
+    until redis-cli --tls --cacert "$dir/ca.crt" -h 127.0.0.1 -p "$LP_REDIS_TLS_PORT" ping 2>/dev/null | grep -q PONG; do
+        if (( SECONDS - started > 30 )); then log "TLS redis-server did not start:"; cat "$LP_EMU/redis-tls-$LP_REDIS_TLS_PORT.log" >&2; return 1; fi
+        sleep 0.2
+    done
+    export LABELPORT_TEST_REDIS_TLS_PORT=$LP_REDIS_TLS_PORT LABELPORT_TEST_REDIS_TLS_CA=$dir/ca.crt
+    log "TLS redis-server listening on 127.0.0.1:$LP_REDIS_TLS_PORT"
+}
+
 stop_emulators() {
+    stop_emulator "redis-tls-$LP_REDIS_TLS_PORT" redis-server
     stop_s3
     stop_emulator "gcs-$LP_GCS_PORT" fake-gcs-server
     stop_emulator "azurite-$LP_AZURE_PORT" azurite-blob

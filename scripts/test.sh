@@ -34,6 +34,7 @@ trap stop_emulators EXIT
 start_s3
 start_gcs
 start_azurite
+start_redis_tls
 # Azure storages that name no endpoint use this one (labelport's AZURE_BLOB_ENDPOINT).
 export AZURE_BLOB_ENDPOINT=$LABELPORT_TEST_AZURE_ENDPOINT
 

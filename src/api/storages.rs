@@ -202,6 +202,13 @@ const REDIS_FIELDS: &[FieldSpec] = &[
     },
     text("username"),
     secret("password"),
+    // labelport's additions: TLS (`rediss://`) and a CA to trust for it.
+    FieldSpec {
+        ty: FieldType::Bool,
+        default: || Value::Bool(false),
+        ..text("use_tls")
+    },
+    text("tls_ca_cert"),
 ];
 
 const LOCAL_FIELDS: &[FieldSpec] = &[

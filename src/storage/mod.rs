@@ -196,6 +196,8 @@ pub fn connect(record: &crate::model::storage::StorageRecord) -> Result<std::syn
                 db: record.integer("db", default_db),
                 username: record.text("username").map(str::to_string),
                 password: record.text("password").map(str::to_string),
+                tls: record.flag("use_tls", false),
+                tls_ca_cert: record.text("tls_ca_cert").map(str::to_string),
             })?))
         }
         "localfiles" => Ok(std::sync::Arc::new(local::LocalStorage::new(

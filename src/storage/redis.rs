@@ -1,5 +1,6 @@
 //! Redis: keys under a prefix hold task JSON (import) or annotation JSON (export). Listing uses
-//! `SCAN MATCH <escaped prefix>*` page by page, never `KEYS`; any database number works.
+//! `SCAN MATCH <escaped prefix>*` page by page, never `KEYS`; any database number works; TLS
+//! (`rediss://`) with the system's roots or a given CA, and ACL usernames.
 
 use std::time::Duration;
 
@@ -20,6 +21,10 @@ pub struct RedisConfig {
     pub db: i64,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Connect with TLS (`rediss://`).
+    pub tls: bool,
+    /// A PEM CA certificate to trust instead of the system's roots (private CAs).
+    pub tls_ca_cert: Option<String>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -30,6 +35,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("db", &self.db)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -88,12 +94,36 @@ impl RedisStorage {
         if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
             settings = settings.set_password(password);
         }
-        let info = (host, config.port)
+        let invalid = |e: redis::RedisError| StorageError::new(StorageErrorKind::InvalidConfig, e.to_string());
+        let address = if config.tls {
+            redis::ConnectionAddr::TcpTls {
+                host,
+                port: config.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(host, config.port)
+        };
+        let info = address
             .into_connection_info()
-            .map_err(|e| StorageError::new(StorageErrorKind::InvalidConfig, e.to_string()))?
+            .map_err(invalid)?
             .set_redis_settings(settings);
-        let client =
-            redis::Client::open(info).map_err(|e| StorageError::new(StorageErrorKind::InvalidConfig, e.to_string()))?;
+        let client = match config
+            .tls_ca_cert
+            .as_deref()
+            .filter(|c| config.tls && !c.trim().is_empty())
+        {
+            Some(ca) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.as_bytes().to_vec()),
+                },
+            )
+            .map_err(invalid)?,
+            None => redis::Client::open(info).map_err(invalid)?,
+        };
         Ok(RedisStorage {
             config,
             client,

@@ -7,6 +7,7 @@ mod harness;
 mod annotations;
 mod auth;
 mod azure;
+mod conformance;
 mod export;
 mod gcs;
 mod import;

@@ -709,3 +709,71 @@ async fn connection_problems(server: Server, env: RedisEnv) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_trust_the_given_ca() {
+    let port = std::env::var("LABELPORT_TEST_REDIS_TLS_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok());
+    let ca = std::env::var("LABELPORT_TEST_REDIS_TLS_CA")
+        .ok()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    let (Some(port), Some(ca)) = (port, ca) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "LABELPORT_TEST_REDIS_TLS_PORT/LABELPORT_TEST_REDIS_TLS_CA are not set: the Redis TLS test was skipped"
+        );
+        return;
+    };
+    for_each_engine(|server| tls(server, port, ca.clone())).await;
+}
+
+async fn tls(server: Server, port: u16, ca: String) {
+    let prefix = format!("lp-tls-{}:", uuid::Uuid::new_v4().simple());
+    let seed = labelport::storage::redis::RedisStorage::new(labelport::storage::redis::RedisConfig {
+        host: "127.0.0.1".into(),
+        port,
+        db: 3,
+        username: None,
+        password: None,
+        tls: true,
+        tls_ca_cert: Some(ca.clone()),
+    })
+    .unwrap();
+    use labelport::storage::Storage as _;
+    let key = format!("{prefix}1");
+    seed.put(&key, bytes::Bytes::from_static(br#"{"text": "over tls"}"#))
+        .await
+        .unwrap();
+
+    let project = server.project("Redis TLS", TEXT_CONFIG).await;
+    let body = |extra: Value| {
+        let mut body =
+            json!({"project": project, "host": "127.0.0.1", "port": port.to_string(), "db": 3, "path": prefix});
+        for (name, value) in extra.as_object().unwrap() {
+            body[name] = value.clone();
+        }
+        body
+    };
+    let reply = server
+        .post_json("/api/storages/redis", body(json!({"use_tls": true, "tls_ca_cert": ca})))
+        .await;
+    let id = created_id(&reply);
+    assert_eq!(reply.1["use_tls"], true, "{}", reply.1);
+    let done = sync(&server, &format!("/api/storages/redis/{id}")).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(task_texts(&server, project).await, ["over tls"]);
+
+    // Without the CA the server's certificate is not trusted; without TLS the server does not talk.
+    for extra in [json!({"use_tls": true}), json!({"use_tls": false})] {
+        let (status, reply) = server
+            .post_json("/api/storages/redis/validate", body(extra.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {reply}");
+        let message = reply["validation_errors"]["non_field_errors"][0]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains("Can't connect to Redis server"), "{extra}: {reply}");
+    }
+    seed.delete(&key).await.unwrap();
+}
