@@ -59,7 +59,7 @@ stop_s3() {
     local pid; pid=$(cat "$pidfile")
     if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q s3s-fs; then
         kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        wait_gone "$pid"
     fi
     rm -f "$pidfile"
 }
@@ -95,9 +95,18 @@ stop_emulator() { # name pattern
     local pid; pid=$(cat "$pidfile")
     if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"; then
         kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        wait_gone "$pid"
     fi
     rm -f "$pidfile"
+}
+
+# Waits until a process has exited (it may not be our child, so `wait` cannot), so its port is
+# free before a new server binds it.
+wait_gone() {
+    local i
+    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+    kill -9 "$1" 2>/dev/null || true
+    sleep 0.1
 }
 
 wait_for() { # name url
