@@ -89,6 +89,9 @@ pub fn check_folder(path: Option<&str>, settings: &LocalFilesSettings) -> Result
 #[derive(Debug)]
 pub struct LocalStorage {
     folder: PathBuf,
+    /// The document root with symlinks resolved: no file outside it is listed or read, even
+    /// through a symlink inside the folder.
+    real_root: PathBuf,
     /// The folder relative to the document root, for `/data/local-files/?d=` links.
     relative_folder: String,
     store: LocalFileSystem,
@@ -102,8 +105,11 @@ impl LocalStorage {
             .map(|p| p.to_string_lossy().trim_matches('/').to_string())
             .unwrap_or_default();
         let store = LocalFileSystem::new_with_prefix(&folder).map_err(classify)?;
+        let real_root =
+            std::fs::canonicalize(&settings.document_root).unwrap_or_else(|_| settings.document_root.clone());
         Ok(LocalStorage {
             folder,
+            real_root,
             relative_folder,
             store,
         })
@@ -112,6 +118,40 @@ impl LocalStorage {
     /// The storage folder (absolute, normalised).
     pub fn folder(&self) -> &FsPath {
         &self.folder
+    }
+
+    /// Whether a key's file, symlinks resolved, lies inside the document root.
+    fn inside_root(folder: &FsPath, real_root: &FsPath, key: &str) -> bool {
+        std::fs::canonicalize(folder.join(key)).is_ok_and(|real| real.starts_with(real_root))
+    }
+
+    /// Drops listed files that resolve outside the document root (symlinks pointing out).
+    async fn confined(&self, objects: Vec<ObjectInfo>) -> Result<Vec<ObjectInfo>, StorageError> {
+        let (folder, real_root) = (self.folder.clone(), self.real_root.clone());
+        tokio::task::spawn_blocking(move || {
+            objects
+                .into_iter()
+                .filter(|o| LocalStorage::inside_root(&folder, &real_root, &o.key))
+                .collect()
+        })
+        .await
+        .map_err(|e| StorageError::new(StorageErrorKind::Other, e.to_string()))
+    }
+
+    /// Refuses a key whose file resolves outside the document root.
+    async fn check_inside(&self, key: &str) -> Result<(), StorageError> {
+        let (folder, real_root, owned) = (self.folder.clone(), self.real_root.clone(), key.to_string());
+        let inside = tokio::task::spawn_blocking(move || LocalStorage::inside_root(&folder, &real_root, &owned))
+            .await
+            .unwrap_or(false);
+        if inside {
+            Ok(())
+        } else {
+            Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("{key} does not exist inside LOCAL_FILES_DOCUMENT_ROOT"),
+            ))
+        }
     }
 }
 
@@ -173,7 +213,7 @@ impl Storage for LocalStorage {
                     .await
                     .map_err(classify)?;
                 objects.sort_by(|a, b| a.key.cmp(&b.key));
-                Ok(objects)
+                self.confined(objects).await
             })
             .flat_map(|page: Result<Vec<ObjectInfo>, StorageError>| match page {
                 Ok(objects) => stream::iter(objects.chunks(1000).map(|c| Ok(c.to_vec())).collect::<Vec<_>>()).boxed(),
@@ -189,18 +229,20 @@ impl Storage for LocalStorage {
                     .map_err(classify)?;
                 let mut objects: Vec<ObjectInfo> = listing.objects.iter().map(info_from_meta).collect();
                 objects.sort_by(|a, b| a.key.cmp(&b.key));
-                Ok(objects)
+                self.confined(objects).await
             })
             .boxed()
         }
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        self.check_inside(key).await?;
         let result = self.store.get(&path_of(key)?).await.map_err(classify)?;
         result.bytes().await.map_err(classify)
     }
 
     async fn get_stream(&self, key: &str, range: Option<ByteRange>) -> Result<ObjectStream, StorageError> {
+        self.check_inside(key).await?;
         let options = GetOptions {
             range: range.map(|r| match r {
                 ByteRange::Bounded(start, end) => GetRange::Bounded(start..end),
@@ -304,6 +346,34 @@ mod tests {
                 .unwrap_err()
                 .contains("LOCAL_FILES_SERVING_ENABLED")
         );
+    }
+
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_neither_listed_nor_read() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.json"), "{\"secret\": true}").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("data");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("a.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.json"), folder.join("link.json")).unwrap();
+        std::os::unix::fs::symlink(folder.join("a.json"), folder.join("inside.json")).unwrap();
+        let storage = LocalStorage::new(folder.to_str(), &settings(root.path())).unwrap();
+        for recursive in [true, false] {
+            let pages: Vec<Vec<ObjectInfo>> = storage.list("", recursive).try_collect().await.unwrap();
+            let keys: Vec<String> = pages.concat().into_iter().map(|o| o.key).collect();
+            assert_eq!(
+                keys,
+                vec!["a.json".to_string(), "inside.json".to_string()],
+                "recursive {recursive}"
+            );
+        }
+        assert_eq!(
+            storage.get("link.json").await.unwrap_err().kind,
+            StorageErrorKind::NotFound
+        );
+        assert!(storage.get_stream("link.json", None).await.is_err());
+        assert_eq!(storage.get("inside.json").await.unwrap(), Bytes::from_static(b"{}"));
     }
 
     #[test]

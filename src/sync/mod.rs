@@ -153,10 +153,24 @@ impl SyncEngine {
     }
 
     async fn export_saved(&self, annotation_id: i64) -> Result<(), SyncError> {
-        // Reading the annotation now, not when it was saved, writes its latest version.
-        let Some(annotation) = self.db.annotation_by_id(annotation_id).await? else {
-            return Ok(());
-        };
+        // Two quick saves start two of these; whichever finishes last must not leave the older
+        // version behind. So after writing, the annotation is read again, and written again if it
+        // changed meanwhile (a few rounds at most; an export sync repairs anything left).
+        let mut written_version: Option<String> = None;
+        for _round in 0..3 {
+            let Some(annotation) = self.db.annotation_by_id(annotation_id).await? else {
+                return Ok(());
+            };
+            if written_version.as_deref() == Some(annotation.updated_at.as_str()) {
+                return Ok(());
+            }
+            self.export_annotation_everywhere(&annotation).await?;
+            written_version = Some(annotation.updated_at);
+        }
+        Ok(())
+    }
+
+    async fn export_annotation_everywhere(&self, annotation: &Annotation) -> Result<(), SyncError> {
         let storages = self
             .db
             .project_storages(annotation.project_id, Direction::Export, None)
@@ -166,15 +180,15 @@ impl SyncEngine {
         }
         let project = self.db.project_by_id(annotation.project_id).await?;
         let config = LabelConfig::parse(&project.label_config).unwrap_or_default();
-        let context = export::ExportContext::load(&self.db, config, std::slice::from_ref(&annotation)).await?;
+        let context = export::ExportContext::load(&self.db, config, std::slice::from_ref(annotation)).await?;
         for record in storages {
             let outcome = match self.client(&record) {
-                Ok(client) => export::write_annotation(&self.db, &record, client.as_ref(), &annotation, &context).await,
+                Ok(client) => export::write_annotation(&self.db, &record, client.as_ref(), annotation, &context).await,
                 Err(error) => Err(error.to_string()),
             };
             if let Err(reason) = outcome {
                 self.db
-                    .note_export_failure(record.id, &format!("annotation {annotation_id}: {reason}"))
+                    .note_export_failure(record.id, &format!("annotation {}: {reason}", annotation.id))
                     .await?;
             }
         }
