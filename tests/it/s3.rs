@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -17,13 +16,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::harness::{Api, Reply, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
-
-/// How long a sync or a background write may take before a test gives up.
-const WAIT: Duration = Duration::from_secs(30);
-/// Pause between two looks while waiting.
-const POLL: Duration = Duration::from_millis(50);
-
-const IMAGE_CONFIG: &str = r#"<View><Image name="image" value="$image"/></View>"#;
+use crate::storage_helpers::{
+    IMAGE_CONFIG, chosen, counts, created_id, eventually, project_tasks, tasks_per_key, wait_final,
+};
 
 /// The S3 server the tests talk to.
 #[derive(Clone)]
@@ -133,78 +128,11 @@ impl Drop for Bucket {
     }
 }
 
-/// Asserts a 201 and returns the new storage's id.
-#[track_caller]
-fn created_id(reply: &Reply) -> i64 {
-    assert_eq!(reply.0, StatusCode::CREATED, "{}", reply.1);
-    reply.1["id"].as_i64().unwrap()
-}
-
-/// Polls a storage until its sync ends (completed, completed_with_errors or failed).
-async fn wait_final(api: &Api, path: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, body) = api.get(path).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if matches!(
-            body["status"].as_str(),
-            Some("completed" | "completed_with_errors" | "failed")
-        ) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sync did not end within {WAIT:?}: {body}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 /// Starts an import sync and waits for it to end.
 async fn sync_import(api: &Api, id: i64) -> Value {
     let (status, body) = api.post_json(&format!("/api/storages/s3/{id}/sync"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     wait_final(api, &format!("/api/storages/s3/{id}")).await
-}
-
-/// Polls until `check` returns a value.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} did not happen within {WAIT:?}");
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Every task of a project as `GET /api/tasks/{id}/` returns it (so with `storage_filename`).
-async fn project_tasks(api: &Api, project: i64) -> Vec<Value> {
-    let (status, page) = api.get(&format!("/api/tasks/?project={project}&page_size=1000")).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let mut tasks = Vec::new();
-    for task in page["tasks"].as_array().unwrap() {
-        tasks.push(api.task(task["id"].as_i64().unwrap()).await);
-    }
-    tasks
-}
-
-/// How many tasks each object key produced.
-async fn tasks_per_key(api: &Api, project: i64) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for task in project_tasks(api, project).await {
-        let key = task["storage_filename"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a task without storage_filename: {task}"))
-            .to_string();
-        *counts.entry(key).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
 }
 
 /// An API client that asserts no response body it receives shows the S3 credentials.
@@ -751,10 +679,6 @@ async fn exported(bucket: &Bucket, key: &str, check: impl Fn(&Value) -> bool) ->
         bucket.read_json(key).filter(|v| check(v))
     })
     .await
-}
-
-fn chosen(document: &Value) -> Value {
-    document["result"][0]["value"]["choices"].clone()
 }
 
 async fn target_storage(server: Server, env: S3Env) {
