@@ -491,6 +491,48 @@ impl Db {
         }
     }
 
+    /// Records many written annotations (id, key, version written) in one transaction. Links of
+    /// annotations deleted meanwhile are skipped.
+    pub async fn record_exports(&self, storage_id: i64, written: &[(i64, String, String)]) -> Result<(), DbError> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let timestamp = now();
+        let mut tx = self.begin_write().await?;
+        for chunk in written.chunks(self.rows_per_statement(3)) {
+            let mut sql = String::from(
+                "INSERT INTO export_link (storage_id, created_at, updated_at, annotation_id, object_key, \
+                 annotation_updated_at) SELECT $1, $2, $2, v.annotation_id, v.object_key, v.annotation_updated_at \
+                 FROM (",
+            );
+            for (row, _) in chunk.iter().enumerate() {
+                if row > 0 {
+                    sql.push_str(" UNION ALL ");
+                }
+                let base = 3 + row * 3;
+                sql.push_str(&format!(
+                    "SELECT CAST(${base} AS BIGINT) AS annotation_id, CAST(${} AS TEXT) AS object_key, \
+                     CAST(${} AS TEXT) AS annotation_updated_at",
+                    base + 1,
+                    base + 2
+                ));
+            }
+            // Only annotations that still exist: one deleted meanwhile needs no link.
+            sql.push_str(
+                ") v WHERE EXISTS (SELECT 1 FROM annotation a WHERE a.id = v.annotation_id) \
+                 ON CONFLICT (storage_id, annotation_id) DO UPDATE SET object_key = excluded.object_key, \
+                 annotation_updated_at = excluded.annotation_updated_at, updated_at = excluded.updated_at",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(storage_id).bind(&timestamp);
+            for (annotation_id, key, version) in chunk {
+                query = query.bind(*annotation_id).bind(key.as_str()).bind(version.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Export links of an annotation: (storage id, object key).
     pub async fn export_links_of_annotation(&self, annotation_id: i64) -> Result<Vec<(i64, String)>, DbError> {
         let rows = sqlx::query("SELECT storage_id, object_key FROM export_link WHERE annotation_id = $1")

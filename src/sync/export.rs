@@ -56,13 +56,13 @@ impl ExportContext {
 }
 
 /// Writes one annotation to one target storage and records the export link.
-pub async fn write_annotation(
-    db: &Db,
+/// Writes one annotation's object to one target storage; returns the key written.
+async fn put_annotation(
     record: &StorageRecord,
     storage: &dyn Storage,
     annotation: &Annotation,
     context: &ExportContext,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let key = crate::storage::export_key_of(record, annotation.id);
     let Some(task) = context.tasks.get(&annotation.task_id) else {
         return Err(format!("{key}: the annotation's task no longer exists"));
@@ -74,6 +74,18 @@ pub async fn write_annotation(
         .put(&key, Bytes::from(body))
         .await
         .map_err(|e| format!("{key}: {e}"))?;
+    Ok(key)
+}
+
+/// Writes one annotation to one target storage and records the export link.
+pub async fn write_annotation(
+    db: &Db,
+    record: &StorageRecord,
+    storage: &dyn Storage,
+    annotation: &Annotation,
+    context: &ExportContext,
+) -> Result<(), String> {
+    let key = put_annotation(record, storage, annotation, context).await?;
     db.record_export(record.id, annotation.id, &key, &annotation.updated_at)
         .await
         .map_err(|e| format!("{key}: written, but the export could not be recorded: {e}"))
@@ -100,24 +112,29 @@ pub async fn run(
         after = last.id;
         let context = ExportContext::load(db, config.clone(), &page).await?;
         let context = &context;
-        let results: Vec<(i64, Result<(), String>)> = stream::iter(page)
+        // Objects are written concurrently; their export links are then recorded in one
+        // transaction per page.
+        let results: Vec<(Annotation, Result<String, String>)> = stream::iter(page)
             .map(|annotation: Annotation| {
                 let storage = Arc::clone(&storage);
                 async move {
-                    let outcome = write_annotation(db, record, storage.as_ref(), &annotation, context).await;
-                    (annotation.id, outcome)
+                    let outcome = put_annotation(record, storage.as_ref(), &annotation, context).await;
+                    (annotation, outcome)
                 }
                 .boxed()
             })
             .buffer_unordered(WRITE_CONCURRENCY)
             .collect()
             .await;
-        for (id, result) in results {
+        let mut written = Vec::with_capacity(results.len());
+        for (annotation, result) in results {
             match result {
-                Ok(()) => Progress::add(&progress.annotations_written, 1),
-                Err(reason) => progress.fail(&format!("annotation {id}"), reason),
+                Ok(key) => written.push((annotation.id, key, annotation.updated_at)),
+                Err(reason) => progress.fail(&format!("annotation {}", annotation.id), reason),
             }
         }
+        db.record_exports(record.id, &written).await?;
+        Progress::add(&progress.annotations_written, written.len());
         if progress.cancelled() {
             break;
         }
