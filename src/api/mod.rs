@@ -14,6 +14,7 @@ mod local_files;
 mod predictions;
 mod projects;
 mod resolve;
+mod session;
 mod storages;
 mod tasks;
 mod users;
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
     let max_body = state.settings.max_body_bytes;
     let router = Router::new()
         .merge(users::router())
+        .merge(session::router())
         .merge(projects::router())
         .merge(import::router())
         .merge(export::router())

@@ -132,6 +132,12 @@ impl Db {
                 include_str!("../../migrations/sqlite/0002_storages.sql"),
                 include_str!("../../migrations/postgres/0002_storages.sql"),
             ),
+            (
+                3,
+                "sessions",
+                include_str!("../../migrations/sqlite/0003_sessions.sql"),
+                include_str!("../../migrations/postgres/0003_sessions.sql"),
+            ),
         ];
         let migrations = sources
             .iter()

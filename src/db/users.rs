@@ -160,6 +160,57 @@ impl Db {
         Ok(())
     }
 
+    /// The stored password hash of a user, if the user has a password.
+    pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT password_hash FROM app_user WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("password_hash"))
+            .transpose()?
+            .flatten())
+    }
+
+    /// Starts a browser session for a user, valid until `expires_at`.
+    pub async fn create_session(&self, user_id: i64, token_hash: &str, expires_at: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO user_session (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(now())
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The active user of an unexpired session.
+    pub async fn user_by_session_hash(&self, token_hash: &str) -> Result<Option<User>, DbError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM app_user u JOIN user_session s ON s.user_id = u.id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.is_active = 1",
+            USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(token_hash)
+        .bind(now())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Ends a browser session.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM user_session WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Ids of every user in an organization.
     pub async fn organization_user_ids(&self, organization_id: i64) -> Result<Vec<i64>, DbError> {
         let rows = sqlx::query("SELECT id FROM app_user WHERE organization_id = $1")
