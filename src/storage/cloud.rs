@@ -133,13 +133,40 @@ impl CloudStorage {
     }
 }
 
-fn info_from_meta(meta: &object_store::ObjectMeta) -> ObjectInfo {
+/// An `object_store` listing entry as a storage object.
+pub(super) fn info_from_meta(meta: &object_store::ObjectMeta) -> ObjectInfo {
     ObjectInfo {
         key: meta.location.to_string(),
         size: meta.size,
         etag: meta.e_tag.clone(),
         last_modified: Some(meta.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
     }
+}
+
+/// Streams an object (or a byte range of it) from any `object_store` store.
+pub(super) async fn stream_object(
+    store: &dyn ObjectStore,
+    path: &Path,
+    range: Option<ByteRange>,
+) -> Result<ObjectStream, StorageError> {
+    let options = GetOptions {
+        range: range.map(|r| match r {
+            ByteRange::Bounded(start, end) => GetRange::Bounded(start..end),
+            ByteRange::From(start) => GetRange::Offset(start),
+        }),
+        ..GetOptions::default()
+    };
+    let result = store.get_opts(path, options).await.map_err(classify)?;
+    let content_type = result.attributes.get(&Attribute::ContentType).map(|v| v.to_string());
+    let info = info_from_meta(&result.meta);
+    let returned = result.range.clone();
+    let full = returned.start == 0 && returned.end == result.meta.size;
+    Ok(ObjectStream {
+        info,
+        content_type,
+        range: (range.is_some() && !full).then_some(returned),
+        body: result.into_stream().map_err(classify).boxed(),
+    })
 }
 
 /// Parses a stored key into an `object_store` path without re-encoding it.
@@ -150,13 +177,7 @@ fn path_of(key: &str) -> Path {
 #[async_trait]
 impl Storage for CloudStorage {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            read: true,
-            write: true,
-            delete: true,
-            presign: true,
-        }
+        Capabilities::read_write(true)
     }
 
     fn object_uri(&self, key: &str) -> String {
@@ -189,24 +210,7 @@ impl Storage for CloudStorage {
     }
 
     async fn get_stream(&self, key: &str, range: Option<ByteRange>) -> Result<ObjectStream, StorageError> {
-        let options = GetOptions {
-            range: range.map(|r| match r {
-                ByteRange::Bounded(start, end) => GetRange::Bounded(start..end),
-                ByteRange::From(start) => GetRange::Offset(start),
-            }),
-            ..GetOptions::default()
-        };
-        let result = self.store.get_opts(&path_of(key), options).await.map_err(classify)?;
-        let content_type = result.attributes.get(&Attribute::ContentType).map(|v| v.to_string());
-        let info = info_from_meta(&result.meta);
-        let returned = result.range.clone();
-        let full = returned.start == 0 && returned.end == result.meta.size;
-        Ok(ObjectStream {
-            info,
-            content_type,
-            range: (range.is_some() && !full).then_some(returned),
-            body: result.into_stream().map_err(classify).boxed(),
-        })
+        stream_object(self.store.as_ref(), &path_of(key), range).await
     }
 
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {

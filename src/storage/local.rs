@@ -10,9 +10,9 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::cloud::classify;
+use super::cloud::{classify, info_from_meta, stream_object};
 use super::{ByteRange, Capabilities, ObjectInfo, ObjectStream, Storage, StorageError, StorageErrorKind};
 
 /// Where local files may come from, read from the environment like Label Studio
@@ -155,15 +155,6 @@ impl LocalStorage {
     }
 }
 
-fn info_from_meta(meta: &object_store::ObjectMeta) -> ObjectInfo {
-    ObjectInfo {
-        key: meta.location.to_string(),
-        size: meta.size,
-        etag: meta.e_tag.clone(),
-        last_modified: Some(meta.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-    }
-}
-
 fn path_of(key: &str) -> Result<Path, StorageError> {
     Path::parse(key).map_err(|e| StorageError::new(StorageErrorKind::InvalidConfig, e.to_string()))
 }
@@ -182,13 +173,7 @@ pub fn quote_path(path: &str) -> String {
 #[async_trait]
 impl Storage for LocalStorage {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            read: true,
-            write: true,
-            delete: true,
-            presign: false,
-        }
+        Capabilities::read_write(false)
     }
 
     fn object_uri(&self, key: &str) -> String {
@@ -243,23 +228,7 @@ impl Storage for LocalStorage {
 
     async fn get_stream(&self, key: &str, range: Option<ByteRange>) -> Result<ObjectStream, StorageError> {
         self.check_inside(key).await?;
-        let options = GetOptions {
-            range: range.map(|r| match r {
-                ByteRange::Bounded(start, end) => GetRange::Bounded(start..end),
-                ByteRange::From(start) => GetRange::Offset(start),
-            }),
-            ..GetOptions::default()
-        };
-        let result = self.store.get_opts(&path_of(key)?, options).await.map_err(classify)?;
-        let info = info_from_meta(&result.meta);
-        let returned = result.range.clone();
-        let full = returned.start == 0 && returned.end == result.meta.size;
-        Ok(ObjectStream {
-            info,
-            content_type: None,
-            range: (range.is_some() && !full).then_some(returned),
-            body: result.into_stream().map_err(classify).boxed(),
-        })
+        stream_object(&self.store, &path_of(key)?, range).await
     }
 
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {

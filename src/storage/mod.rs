@@ -45,6 +45,19 @@ pub struct Capabilities {
     pub presign: bool,
 }
 
+impl Capabilities {
+    /// A backend that lists, reads, writes and deletes, and signs URLs when `presign`.
+    pub const fn read_write(presign: bool) -> Capabilities {
+        Capabilities {
+            list: true,
+            read: true,
+            write: true,
+            delete: true,
+            presign,
+        }
+    }
+}
+
 /// What kind of failure a storage call met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageErrorKind {

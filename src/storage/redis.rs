@@ -169,13 +169,7 @@ impl RedisStorage {
 #[async_trait]
 impl Storage for RedisStorage {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            read: true,
-            write: true,
-            delete: true,
-            presign: false,
-        }
+        Capabilities::read_write(false)
     }
 
     fn object_uri(&self, key: &str) -> String {
