@@ -19,11 +19,10 @@ use labelport::storage::{Storage, StorageErrorKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::gcs::Guarded;
 use crate::harness::{Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    IMAGE_CONFIG, POLL, WAIT, assert_traceback_names, chosen, counts, created_id, project_tasks, sync, tasks_per_key,
-    wait_final,
+    Guarded, IMAGE_CONFIG, assert_traceback_names, chosen, counts, created_id, eventually_async, project_tasks, sync,
+    tasks_per_key, wait_final,
 };
 
 /// Azurite as the tests reach it.
@@ -159,22 +158,6 @@ impl Area {
         for name in self.names().await {
             self.client.delete(&name).await.unwrap();
         }
-    }
-}
-
-/// Waits until an async look returns a value.
-async fn eventually_async<T, F, Fut>(what: &str, mut look: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = look().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} did not happen within {WAIT:?}");
-        tokio::time::sleep(POLL).await;
     }
 }
 

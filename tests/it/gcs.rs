@@ -15,9 +15,10 @@ use base64::engine::general_purpose::URL_SAFE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Api, Reply, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
+use crate::harness::{Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    IMAGE_CONFIG, assert_traceback_names, chosen, counts, created_id, project_tasks, sync, tasks_per_key, wait_final,
+    Guarded, IMAGE_CONFIG, assert_traceback_names, chosen, counts, created_id, eventually_async, project_tasks, sync,
+    tasks_per_key, wait_final,
 };
 
 /// The emulator the tests talk to, and the service-account key they give storages.
@@ -181,59 +182,6 @@ impl Bucket {
             .unwrap_or_default();
         names.sort();
         names
-    }
-}
-
-/// An API client that asserts no response body it receives shows the key or names its field.
-pub struct Guarded<'a> {
-    pub api: &'a Api,
-    pub secrets: Vec<String>,
-    pub fields: &'static [&'static str],
-}
-
-impl Guarded<'_> {
-    #[track_caller]
-    pub fn check(&self, reply: Reply) -> Reply {
-        let text = reply.1.to_string();
-        for secret in &self.secrets {
-            assert!(!text.contains(secret.as_str()), "a response shows a credential: {text}");
-        }
-        for field in self.fields {
-            assert!(!text.contains(field), "a response names {field}: {text}");
-        }
-        reply
-    }
-
-    pub async fn get(&self, path: &str) -> Reply {
-        self.check(self.api.get(path).await)
-    }
-
-    pub async fn post_json(&self, path: &str, body: Value) -> Reply {
-        self.check(self.api.post_json(path, body).await)
-    }
-
-    pub async fn patch_json(&self, path: &str, body: Value) -> Reply {
-        self.check(self.api.patch_json(path, body).await)
-    }
-
-    pub async fn sync(&self, path: &str) -> Value {
-        self.check((StatusCode::OK, sync(self.api, path).await)).1
-    }
-}
-
-/// Waits until `Some(Ok)` of an async look, up to the helpers' deadline.
-async fn eventually_async<T, F, Fut>(what: &str, mut look: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + crate::storage_helpers::WAIT;
-    loop {
-        if let Some(value) = look().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} did not happen in time");
-        tokio::time::sleep(crate::storage_helpers::POLL).await;
     }
 }
 

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Api, Reply, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
+use crate::harness::{Reply, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    assert_traceback_names, chosen, counts, created_id, eventually, sync, task_texts, tasks_per_key, wait_final,
+    Guarded, assert_traceback_names, chosen, counts, created_id, eventually, sync, task_texts, tasks_per_key,
+    wait_final,
 };
 
 /// The databases the tests may write to.
@@ -203,47 +204,6 @@ impl Drop for AclUser {
     }
 }
 
-/// An API client that asserts no response body shows the password, or names the field.
-struct Guarded<'a> {
-    api: &'a Api,
-    password: &'a str,
-}
-
-impl Guarded<'_> {
-    #[track_caller]
-    fn check(&self, reply: Reply) -> Reply {
-        let text = reply.1.to_string();
-        assert!(!text.contains(self.password), "a response shows the password: {text}");
-        assert!(
-            !text.contains("password"),
-            "a response names the password field: {text}"
-        );
-        reply
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.check(self.api.get(path).await)
-    }
-
-    async fn post_json(&self, path: &str, body: Value) -> Reply {
-        self.check(self.api.post_json(path, body).await)
-    }
-
-    async fn patch_json(&self, path: &str, body: Value) -> Reply {
-        self.check(self.api.patch_json(path, body).await)
-    }
-
-    async fn delete(&self, path: &str) -> Reply {
-        self.check(self.api.delete(path).await)
-    }
-
-    async fn sync(&self, path: &str) -> Value {
-        let (status, body) = self.post_json(&format!("{path}/sync"), json!({})).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        self.check((StatusCode::OK, wait_final(self.api, path).await)).1
-    }
-}
-
 /// The ids of a storage list.
 #[track_caller]
 fn ids_of(reply: &Reply) -> Vec<i64> {
@@ -273,7 +233,8 @@ async fn password_never_shown(server: Server, env: RedisEnv) {
     let project = server.project("Redis secrets", TEXT_CONFIG).await;
     let api = Guarded {
         api: &server.api,
-        password: &user.password,
+        secrets: vec![user.password.clone()],
+        fields: &["password"],
     };
     let login = json!({"username": user.name, "password": user.password});
 

@@ -15,9 +15,9 @@ use labelport::model::task_item::TaskItem;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::harness::{Api, Reply, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
+use crate::harness::{Api, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    IMAGE_CONFIG, chosen, counts, created_id, eventually, project_tasks, tasks_per_key, wait_final,
+    Guarded, IMAGE_CONFIG, chosen, counts, created_id, eventually, project_tasks, tasks_per_key, wait_final,
 };
 
 /// The S3 server the tests talk to.
@@ -135,47 +135,6 @@ async fn sync_import(api: &Api, id: i64) -> Value {
     wait_final(api, &format!("/api/storages/s3/{id}")).await
 }
 
-/// An API client that asserts no response body it receives shows the S3 credentials.
-struct Guarded<'a> {
-    api: &'a Api,
-    secrets: [&'a str; 2],
-}
-
-impl Guarded<'_> {
-    #[track_caller]
-    fn check(&self, reply: Reply) -> Reply {
-        let text = reply.1.to_string();
-        for secret in self.secrets {
-            assert!(!text.contains(secret), "a response shows a credential: {text}");
-        }
-        for key in ["aws_access_key_id", "aws_secret_access_key", "aws_session_token"] {
-            assert!(!text.contains(key), "a response names {key}: {text}");
-        }
-        reply
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.check(self.api.get(path).await)
-    }
-
-    async fn post_json(&self, path: &str, body: Value) -> Reply {
-        self.check(self.api.post_json(path, body).await)
-    }
-
-    async fn patch_json(&self, path: &str, body: Value) -> Reply {
-        self.check(self.api.patch_json(path, body).await)
-    }
-
-    async fn delete(&self, path: &str) -> Reply {
-        self.check(self.api.delete(path).await)
-    }
-
-    async fn wait_final(&self, path: &str) -> Value {
-        let body = wait_final(self.api, path).await;
-        self.check((StatusCode::OK, body)).1
-    }
-}
-
 // ------------------------------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +153,8 @@ async fn source_storage_lifecycle(server: Server, env: S3Env) {
     let project = server.project("S3 source", TEXT_CONFIG).await;
     let api = Guarded {
         api: &server.api,
-        secrets: [&env.secret_key, &env.access_key],
+        secrets: vec![env.secret_key.clone(), env.access_key.clone()],
+        fields: &["aws_access_key_id", "aws_secret_access_key", "aws_session_token"],
     };
 
     let reply = api

@@ -1,5 +1,4 @@
-//! Helpers of the storage suites that do not depend on a backend (used by the Redis and local
-//! files tests): waiting for syncs and background writes, and reading a project's tasks by key.
+//! Helpers of the storage suites that do not depend on a backend: waiting for syncs and background writes, and reading a project's tasks by key.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -127,4 +126,70 @@ pub fn assert_traceback_names(storage: &Value, keys: &[&str], absent: &[&str]) {
 /// The chosen labels of an exported annotation document.
 pub fn chosen(document: &Value) -> Value {
     document["result"][0]["value"]["choices"].clone()
+}
+
+/// An API client that asserts no response body it receives shows a secret value or names a
+/// write-only field.
+pub struct Guarded<'a> {
+    pub api: &'a Api,
+    pub secrets: Vec<String>,
+    pub fields: &'static [&'static str],
+}
+
+impl Guarded<'_> {
+    #[track_caller]
+    pub fn check(&self, reply: Reply) -> Reply {
+        let text = reply.1.to_string();
+        for secret in &self.secrets {
+            assert!(!text.contains(secret.as_str()), "a response shows a credential: {text}");
+        }
+        for field in self.fields {
+            assert!(!text.contains(field), "a response names {field}: {text}");
+        }
+        reply
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.check(self.api.get(path).await)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Reply {
+        self.check(self.api.post_json(path, body).await)
+    }
+
+    pub async fn patch_json(&self, path: &str, body: Value) -> Reply {
+        self.check(self.api.patch_json(path, body).await)
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.check(self.api.delete(path).await)
+    }
+
+    /// Waits for the storage's sync to end, checking the final body too.
+    pub async fn wait_final(&self, path: &str) -> Value {
+        self.check((StatusCode::OK, wait_final(self.api, path).await)).1
+    }
+
+    /// Starts a sync of the storage at `path` and waits for it, checking every body.
+    pub async fn sync(&self, path: &str) -> Value {
+        let (status, body) = self.post_json(&format!("{path}/sync"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.wait_final(path).await
+    }
+}
+
+/// Waits until an async look returns `Some`, up to [`WAIT`].
+pub async fn eventually_async<T, F, Fut>(what: &str, mut look: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = look().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen in time");
+        tokio::time::sleep(POLL).await;
+    }
 }
