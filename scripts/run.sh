@@ -5,9 +5,13 @@
 # Settings come from the environment (see the README's configuration table).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/frontend.sh"
 ensure_rust
 cd "$LP_ROOT"
 cargo build --release --quiet
+# The labeling screen uses Label Studio's own front end, fetched once from PyPI (pinned, checksummed).
+: "${LABELPORT_FRONTEND_DIR:=$(ensure_frontend)}"
+export LABELPORT_FRONTEND_DIR
 binary="$CARGO_TARGET_DIR/release/labelport"
 : "${LABELPORT_DATA_DIR:=$LP_ROOT/labelport-data}"
 export LABELPORT_DATA_DIR

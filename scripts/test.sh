@@ -2,12 +2,15 @@
 # Installs what the tests need (Rust build tools, PostgreSQL, Redis, the storage servers s3s-fs,
 # fake-gcs-server and Azurite, a Python venv with the pinned label-studio-sdk) and runs every test:
 #   1. cargo test: unit tests and the HTTP integration suite, on SQLite and PostgreSQL;
-#   2. the label-studio-sdk compatibility suite against a running server, on SQLite and PostgreSQL.
+#   2. the label-studio-sdk compatibility suite against a running server, on SQLite and PostgreSQL;
+#   3. the web UI end to end in headless Chromium (Debian chromium + playwright-core from npm).
 # Exits non-zero if anything fails.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/postgres.sh"
 source "$(dirname "$0")/emulators.sh"
+source "$(dirname "$0")/frontend.sh"
+source "$(dirname "$0")/e2e.sh"
 cd "$LP_ROOT"
 
 ensure_rust
@@ -73,4 +76,5 @@ trap 'stop_emulators; psql "$LP_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $pg_d
 
 run_sdk_suite SQLite ""
 run_sdk_suite PostgreSQL "${LP_POSTGRES_URL%/*}/$pg_database"
+run_e2e "$binary"
 log "all tests passed"

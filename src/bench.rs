@@ -100,6 +100,7 @@ async fn import_once(engine: &str, url: &str, tasks: usize) -> anyhow::Result<()
         db.clone(),
         ApiSettings {
             max_body_bytes: 1 << 30,
+            frontend_dir: None,
         },
         crate::sync::SyncSettings::default(),
     );

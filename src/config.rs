@@ -81,6 +81,10 @@ pub struct StartArgs {
     /// Sync jobs this process runs at the same time.
     #[arg(long, env = "LABELPORT_SYNC_WORKERS", default_value_t = 2)]
     pub sync_workers: usize,
+    /// Folder holding Label Studio's labeling front end (`editor/`, `fonts/`) for the web UI's
+    /// labeling screen; `scripts/frontend.sh` fetches it.
+    #[arg(long, env = "LABELPORT_FRONTEND_DIR")]
+    pub frontend_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,6 +98,7 @@ pub async fn start(args: StartArgs) -> anyhow::Result<()> {
         db.clone(),
         ApiSettings {
             max_body_bytes: args.max_body_bytes,
+            frontend_dir: args.frontend_dir.clone(),
         },
         sync,
     );

@@ -48,9 +48,8 @@ fn presented_token(parts: &Parts) -> Option<&str> {
 pub const SESSION_COOKIE: &str = "labelport_session";
 
 /// The session key a browser presented, if any.
-pub fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -83,7 +82,7 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(token) = presented_token(parts).filter(|t| !t.is_empty()) else {
-            let Some(session) = session_cookie(parts) else {
+            let Some(session) = session_cookie(&parts.headers) else {
                 return Err(ApiError::unauthenticated());
             };
             if !parts.method.is_safe() && !same_site(parts) {

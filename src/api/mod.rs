@@ -40,6 +40,8 @@ use crate::sync::SyncEngine;
 pub struct ApiSettings {
     /// The largest request body accepted, in bytes (Label Studio's `DATA_UPLOAD_MAX_MEMORY_SIZE`).
     pub max_body_bytes: usize,
+    /// Where Label Studio's labeling front end was unpacked (`editor/`, `fonts/`), for the web UI.
+    pub frontend_dir: Option<std::path::PathBuf>,
 }
 
 /// What every handler can reach.
@@ -68,6 +70,7 @@ impl AppState {
 pub fn app(state: AppState) -> NormalizePath<Router> {
     let max_body = state.settings.max_body_bytes;
     let router = Router::new()
+        .merge(crate::web::router(state.settings.frontend_dir.as_deref()))
         .merge(users::router())
         .merge(session::router())
         .merge(projects::router())

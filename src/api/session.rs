@@ -4,7 +4,7 @@
 use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -21,7 +21,7 @@ const SESSION_DAYS: i64 = 14;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/user/login", post(login))
+        .route("/user/login", get(crate::web::login_page).post(login))
         .route("/user/logout", post(logout))
 }
 
@@ -92,7 +92,7 @@ async fn login(State(state): State<AppState>, request: Request) -> ApiResult<Res
 
 async fn logout(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let (parts, _) = request.into_parts();
-    if let Some(key) = session_cookie(&parts) {
+    if let Some(key) = session_cookie(&parts.headers) {
         state.db.delete_session(&hash_token(key)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();

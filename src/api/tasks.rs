@@ -26,6 +26,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tasks", get(list).post(create))
         .route("/api/tasks/{id}", get(read).patch(update).put(update).delete(remove))
+        .route("/api/tasks/{id}/neighbors", get(neighbors))
+        .route("/api/projects/{id}/next", get(next_for_labeling))
 }
 
 #[derive(Deserialize)]
@@ -236,4 +238,47 @@ async fn remove(
     let task = task_for(&state, &user, id).await?;
     state.db.delete_task(task.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/tasks/{id}/neighbors` (labelport's own): the ids of the tasks before and after this
+/// one in its project, for previous/next navigation in the labeling screen.
+async fn neighbors(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    let task = task_for(&state, &user, id).await?;
+    let (previous, next) = state.db.task_neighbors(task.project_id, task.id).await?;
+    Ok(Json(json!({"previous": previous, "next": next})))
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    /// Start looking after this task id (labelport's own; Label Studio starts at the beginning).
+    after: Option<i64>,
+}
+
+/// `GET /api/projects/{id}/next`: the next task still to be labeled, as `GET /api/tasks/{id}`
+/// shows it; 404 when every task is labeled.
+async fn next_for_labeling(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    PathId(project_id): PathId,
+    QueryParams(query): QueryParams<NextQuery>,
+) -> ApiResult<Json<Value>> {
+    let project = project_for(&state, &user, project_id).await?;
+    let Some(id) = state
+        .db
+        .next_unlabeled_task(project.id, query.after.unwrap_or(0))
+        .await?
+    else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "No more tasks to label."));
+    };
+    read(
+        State(state),
+        CurrentUser(user),
+        PathId(id),
+        QueryParams(ReadQuery { resolve_uri: None }),
+    )
+    .await
 }

@@ -1,12 +1,12 @@
 //! Who am I, and which server is this.
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::CurrentUser;
+use super::auth::{CurrentUser, generate_token, hash_token};
 use super::error::{ApiResult, VERSION};
 use crate::wire::user_to_wire;
 
@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/version", get(version))
         .route("/api/current-user/whoami", get(whoami))
         .route("/api/current-user", get(whoami))
+        .route("/api/current-user/reset-token", post(reset_token))
         .route("/api/health", get(health))
         .route("/health", get(health))
 }
@@ -41,4 +42,12 @@ async fn whoami(State(_state): State<AppState>, CurrentUser(user): CurrentUser) 
 
 async fn health() -> Json<Value> {
     Json(json!({"status": "UP"}))
+}
+
+/// `POST /api/current-user/reset-token`: replaces the caller's API tokens with a new one and
+/// answers `{"token": ...}`. Tokens are stored hashed, so this answer is the only time it is shown.
+async fn reset_token(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> ApiResult<Json<Value>> {
+    let token = generate_token();
+    state.db.replace_tokens(user.id, &hash_token(&token)).await?;
+    Ok(Json(json!({"token": token})))
 }

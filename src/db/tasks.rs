@@ -286,6 +286,39 @@ impl Db {
         rows.iter().map(task_from_row).collect()
     }
 
+    /// The ids of the tasks just before and just after this one in its project, in id order.
+    pub async fn task_neighbors(&self, project_id: i64, id: i64) -> Result<(Option<i64>, Option<i64>), DbError> {
+        let one = |sql: &'static str| async move {
+            let row = sqlx::query(sql)
+                .bind(project_id)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+            row.map(|r| r.try_get::<i64, _>("id")).transpose()
+        };
+        let previous = one("SELECT id FROM task WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT 1").await?;
+        let next = one("SELECT id FROM task WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT 1").await?;
+        Ok((previous, next))
+    }
+
+    /// The first task of a project still to be labeled after `after_id` in id order, wrapping
+    /// round to the start, if there is one.
+    pub async fn next_unlabeled_task(&self, project_id: i64, after_id: i64) -> Result<Option<i64>, DbError> {
+        const SQL: &str =
+            "SELECT id FROM task WHERE project_id = $1 AND is_labeled = 0 AND id > $2 ORDER BY id LIMIT 1";
+        for start in [after_id, 0] {
+            let row = sqlx::query(SQL)
+                .bind(project_id)
+                .bind(start)
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some(row.try_get("id")?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Replaces a task's data and/or meta.
     pub async fn update_task(
         &self,

@@ -160,6 +160,23 @@ impl Db {
         Ok(())
     }
 
+    /// Replaces every API token of a user with one new token hash.
+    pub async fn replace_tokens(&self, user_id: i64, token_hash: &str) -> Result<(), DbError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM api_token WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO api_token (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The stored password hash of a user, if the user has a password.
     pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, DbError> {
         let row = sqlx::query("SELECT password_hash FROM app_user WHERE id = $1")

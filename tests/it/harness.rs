@@ -108,7 +108,14 @@ where
     for engine in engines() {
         let fresh = engine.fresh().await;
         let db = fresh.db.clone();
-        let state = AppState::new(db.clone(), ApiSettings { max_body_bytes }, SyncSettings::default());
+        let state = AppState::new(
+            db.clone(),
+            ApiSettings {
+                max_body_bytes,
+                frontend_dir: None,
+            },
+            SyncSettings::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let serving = tokio::spawn(async move {

@@ -1,0 +1,161 @@
+//! The web UI, served by the binary: sign-in, account, projects, data manager, Settings > Cloud
+//! Storage and the labeling screen.
+//!
+//! Every page is the same small HTML shell (rendered here with the page's name) plus `app.js` and
+//! `app.css`, which are compiled into the binary. The scripts call the same REST API as every
+//! other client, authenticated by the session cookie; no business logic lives in them. The
+//! labeling screen also loads Label Studio's labeling front end (`window.LabelStudio`) and its
+//! fonts from the folder given by `--frontend-dir`, which `scripts/frontend.sh` fills from the
+//! pinned PyPI wheel; it is not part of the repository.
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+use crate::api::AppState;
+use crate::api::auth::{hash_token, session_cookie};
+use crate::model::entities::User;
+
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// The pages and their static files. `frontend_dir` holds `editor/` (Label Studio's labeling
+/// front end) and `fonts/`; without it the labeling screen explains how to fetch them.
+pub fn router(frontend_dir: Option<&Path>) -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/", get(|| async { Redirect::to("/projects") }))
+        .route("/projects", get(page::<PROJECTS>))
+        .route("/projects/{id}", get(to_data_manager))
+        .route("/projects/{id}/data", get(page::<DATA>))
+        .route("/projects/{id}/settings", get(to_storage_settings))
+        .route("/projects/{id}/settings/storage", get(page::<STORAGE>))
+        .route("/projects/{id}/label", get(page::<LABEL>))
+        .route("/user/account", get(page::<ACCOUNT>))
+        .route(
+            "/static/app/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/static/app/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        );
+    if let Some(dir) = frontend_dir {
+        router = router
+            .nest_service("/static/editor", ServeDir::new(dir.join("editor")))
+            .nest_service("/static/fonts", ServeDir::new(dir.join("fonts")));
+    }
+    router
+}
+
+/// Whether Label Studio's labeling front end is present in `frontend_dir`.
+pub fn editor_installed(frontend_dir: Option<&PathBuf>) -> bool {
+    frontend_dir.is_some_and(|dir| dir.join("editor").join("main.js").is_file())
+}
+
+// The pages, by the name `app.js` dispatches on.
+const PROJECTS: u8 = 0;
+const DATA: u8 = 1;
+const STORAGE: u8 = 2;
+const LABEL: u8 = 3;
+const ACCOUNT: u8 = 4;
+
+fn page_name(page: u8) -> (&'static str, &'static str) {
+    match page {
+        PROJECTS => ("projects", "Projects"),
+        DATA => ("data", "Data Manager"),
+        STORAGE => ("storage", "Cloud Storage"),
+        LABEL => ("label", "Labeling"),
+        _ => ("account", "Account"),
+    }
+}
+
+/// A signed-in browser; anyone else is sent to the sign-in page, which brings them back after.
+pub struct PageUser(#[allow(dead_code)] pub User);
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(user) = session_user(state, &parts.headers).await {
+            return Ok(PageUser(user));
+        }
+        let here = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        let next: String = percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC).collect();
+        Err(Redirect::to(&format!("/user/login?next={next}")).into_response())
+    }
+}
+
+async fn page<const PAGE: u8>(State(state): State<AppState>, _user: PageUser) -> Response {
+    let (name, title) = page_name(PAGE);
+    let head = if PAGE == LABEL && editor_installed(state.settings.frontend_dir.as_ref()) {
+        "<link rel=\"stylesheet\" href=\"/static/editor/main.css\">\n<script src=\"/static/editor/main.js\" defer></script>"
+    } else {
+        ""
+    };
+    html_page(name, title, head)
+}
+
+/// `GET /user/login`: the sign-in form (a signed-in browser goes straight to its projects).
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if session_user(&state, &headers).await.is_some() {
+        return Redirect::to("/projects").into_response();
+    }
+    html_page("login", "Sign in", "")
+}
+
+/// The user of the browser session these headers carry, if it is valid.
+async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
+    let key = session_cookie(headers)?;
+    state.db.user_by_session_hash(&hash_token(key)).await.ok().flatten()
+}
+
+async fn to_data_manager(axum::extract::Path(id): axum::extract::Path<i64>) -> Redirect {
+    Redirect::to(&format!("/projects/{id}/data"))
+}
+
+async fn to_storage_settings(axum::extract::Path(id): axum::extract::Path<i64>) -> Redirect {
+    Redirect::to(&format!("/projects/{id}/settings/storage"))
+}
+
+/// The shell every page shares; `app.js` builds the page named in `data-page`.
+fn html_page(name: &str, title: &str, head: &str) -> Response {
+    let version = crate::api::VERSION;
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title} · labelport</title>\n\
+         <link rel=\"stylesheet\" href=\"/static/app/app.css?v={version}\">\n{head}\n</head>\n\
+         <body data-page=\"{name}\">\n<div id=\"app\"></div>\n\
+         <script src=\"/static/app/app.js?v={version}\"></script>\n</body>\n</html>\n"
+    );
+    let mut response = Html(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
