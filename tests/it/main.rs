@@ -20,3 +20,4 @@ mod redis;
 mod s3;
 mod storage_helpers;
 mod tasks;
+mod web;
