@@ -766,3 +766,53 @@ impl From<crate::sync::SyncError> for ApiError {
         sync_error(error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of one kind's entry in the dialog's field table, with the shared field lists it
+    /// spreads in.
+    fn dialog_fields(script: &str, kind: &str) -> String {
+        let declaration = |name: &str| {
+            let start = script
+                .find(&format!("const {name} = "))
+                .unwrap_or_else(|| panic!("{name}"));
+            let end = start + script[start..].find(";\n").unwrap();
+            script[start..end].to_string()
+        };
+        let start = script
+            .find(&format!("\n  {kind}: {{"))
+            .unwrap_or_else(|| panic!("the dialog has no kind {kind}"));
+        let end = start + script[start..].find("\n  },").unwrap();
+        let mut text = script[start..end].to_string();
+        for shared in ["CLOUD_IMPORT_OPTIONS", "CAN_DELETE"] {
+            if text.contains(shared) {
+                text.push_str(&declaration(shared));
+            }
+        }
+        text
+    }
+
+    /// The web UI's Add/Edit Storage dialogs list each kind's fields by their API names; every
+    /// field the API takes must be in that kind's list, so a field added here is not forgotten
+    /// there.
+    #[test]
+    fn every_storage_field_has_a_place_in_the_dialog() {
+        for (kind, _, _) in KINDS {
+            let fields = dialog_fields(crate::web::APP_JS, kind);
+            for direction in [Direction::Import, Direction::Export] {
+                for spec in fields_of(kind, direction).unwrap() {
+                    if spec.name == "regex_filter" && direction == Direction::Export {
+                        continue; // Label Studio's target forms have no filter either.
+                    }
+                    assert!(
+                        fields.contains(&format!("(\"{}\"", spec.name)),
+                        "the {kind} dialog lacks the field {}",
+                        spec.name
+                    );
+                }
+            }
+        }
+    }
+}

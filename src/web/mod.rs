@@ -22,7 +22,8 @@ use crate::api::AppState;
 use crate::api::auth::{hash_token, session_cookie};
 use crate::model::entities::User;
 
-const APP_JS: &str = include_str!("assets/app.js");
+/// The page script (also read by a test that checks every storage field has a place in it).
+pub(crate) const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// The pages and their static files. `frontend_dir` holds `editor/` (Label Studio's labeling
@@ -76,7 +77,7 @@ fn page_name(page: u8) -> (&'static str, &'static str) {
 }
 
 /// A signed-in browser; anyone else is sent to the sign-in page, which brings them back after.
-pub struct PageUser(#[allow(dead_code)] pub User);
+pub struct PageUser(pub User);
 
 impl FromRequestParts<AppState> for PageUser {
     type Rejection = Response;

@@ -377,6 +377,41 @@ test("a source storage is edited without re-entering its secret, and a sync with
   await screenshot("source-sync-errors");
 });
 
+test("every kind's dialog shows its own fields and the server's connection message", async () => {
+  await page.click("#add-source");
+  await page.waitForSelector("#storage-dialog");
+  const expectations = {
+    gcs: ["#storage-google_application_credentials", "#storage-google_project_id"],
+    azure: ["#storage-container", "#storage-account_name", "#storage-account_key"],
+    redis: ["#storage-host", "#storage-port", "#storage-db", "#storage-password", "#storage-use_tls"],
+    localfiles: ["#storage-path", "#storage-recursive_scan"],
+  };
+  for (const [kind, selectors] of Object.entries(expectations)) {
+    await page.selectOption("#storage-type", kind);
+    for (const selector of selectors) assert.ok(await page.$(selector), `${kind}: ${selector}`);
+    if (kind !== "gcs") assert.equal(await page.$("#storage-bucket"), null, `${kind} has no bucket field`);
+  }
+  await page.selectOption("#storage-type", "redis");
+  await page.fill("#storage-host", "127.0.0.1");
+  await page.fill("#storage-port", "1");
+  await page.click("#check-connection");
+  await page.waitForSelector("#storage-message .notice.error");
+  assert.match(await page.textContent("#storage-message"), /redis/i);
+  await screenshot("redis-unreachable");
+  await page.selectOption("#storage-type", "localfiles");
+  await page.fill("#storage-path", "/definitely/not/here");
+  await page.click("#check-connection");
+  await page.waitForSelector("#storage-message .notice.error");
+  await screenshot("localfiles-refused");
+  await page.click("#storage-dialog button:has-text('Cancel')");
+
+  // Deleting the target storage removes it from the list.
+  page.once("dialog", (d) => d.accept());
+  await page.click("#target-storages .delete");
+  await page.waitForSelector("#target-storages .storage-card", { state: "detached" });
+  assert.match(await page.textContent("#target-storages"), /No target storages yet/);
+});
+
 test("files dropped on the import dialog become tasks, with a result per file", async () => {
   await page.goto(`${base}/projects/${projectId}/data`);
   await page.click("#import-button");
