@@ -10,7 +10,10 @@ LS_FRONTEND_SHA256=ce99ae0f513c2cd29a41692bcd977bfd1c86605f1bc6840eda0735f58f717
 # Prints the folder holding editor/ and fonts/, fetching them first when missing.
 ensure_frontend() {
     local dir=$LP_CACHE/frontend/$LS_FRONTEND_VERSION
-    if [ -s "$dir/editor/main.js" ]; then echo "$dir"; return 0; fi
+    if [ -s "$dir/editor/main.js" ]; then
+        [ -s "$dir/editor/main.js.gz" ] || compress_frontend "$dir"
+        echo "$dir"; return 0
+    fi
     local download; download=$(mktemp -d)
     log "downloading label-studio==$LS_FRONTEND_VERSION from PyPI for its labeling front end"
     python3 -m pip download --no-deps --disable-pip-version-check -q -d "$download" "label-studio==$LS_FRONTEND_VERSION" >&2
@@ -32,5 +35,11 @@ with zipfile.ZipFile(wheel) as archive:
                 path.write_bytes(archive.read(name))
 PY
     rm -rf "$download"
+    compress_frontend "$dir"
     echo "$dir"
+}
+
+# Compressed copies of the editor's big files, which the server sends to browsers that accept gzip.
+compress_frontend() {
+    gzip -k -9 -f "$1/editor/main.js" "$1/editor/main.css"
 }

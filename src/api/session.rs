@@ -4,7 +4,7 @@
 use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -21,7 +21,7 @@ const SESSION_DAYS: i64 = 14;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/user/login", get(crate::web::login_page).post(login))
+        .route("/user/login", post(login))
         .route("/user/logout", post(logout))
 }
 

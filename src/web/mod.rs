@@ -38,6 +38,7 @@ pub fn router(frontend_dir: Option<&Path>) -> Router<AppState> {
         .route("/projects/{id}/settings/storage", get(page::<STORAGE>))
         .route("/projects/{id}/label", get(page::<LABEL>))
         .route("/user/account", get(page::<ACCOUNT>))
+        .route("/user/login", get(login_page))
         .route(
             "/static/app/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -48,7 +49,7 @@ pub fn router(frontend_dir: Option<&Path>) -> Router<AppState> {
         );
     if let Some(dir) = frontend_dir {
         router = router
-            .nest_service("/static/editor", ServeDir::new(dir.join("editor")))
+            .nest_service("/static/editor", ServeDir::new(dir.join("editor")).precompressed_gzip())
             .nest_service("/static/fonts", ServeDir::new(dir.join("fonts")));
     }
     router
@@ -107,7 +108,7 @@ async fn page<const PAGE: u8>(State(state): State<AppState>, _user: PageUser) ->
 }
 
 /// `GET /user/login`: the sign-in form (a signed-in browser goes straight to its projects).
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if session_user(&state, &headers).await.is_some() {
         return Redirect::to("/projects").into_response();
     }

@@ -310,7 +310,10 @@ test("a task opens in the labeling editor with its image resolved, is labeled an
   // The image link (s3://...) is resolved by the server to a pre-signed URL on the S3 server,
   // which the browser fetches itself.
   const imageResponse = page.waitForResponse((r) => r.url().startsWith(S3.endpoint) && /X-Amz-Signature=/.test(r.url()), { timeout: 60000 });
+  const editorScript = page.waitForResponse((r) => r.url().endsWith("/static/editor/main.js"));
   await page.click("#tasks-table tbody tr:first-child");
+  // The editor's 3.7 MB script travels compressed (the gzip copy frontend.sh made).
+  assert.equal((await editorScript).headers()["content-encoding"], "gzip");
   await page.waitForURL(new RegExp(`/label\\?task=${firstId}$`));
   await page.waitForSelector("#label-status:text('Ready')", { timeout: 60000 });
   const image = await imageResponse;
