@@ -11,12 +11,18 @@ ensure_chromium() {
 ensure_e2e_packages() {
     local lock=$LP_ROOT/tests/e2e/package-lock.json
     local dir; dir=$LP_CACHE/e2e/$(sha256sum "$lock" | cut -c1-16)
-    if [ ! -d "$dir/node_modules/playwright-core" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    local major; major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 20 ]; then
+        log "the end-to-end tests need Node.js 20 or newer (playwright-core, node --test); this is $(node --version)"
+        return 1
+    fi
+    if [ ! -e "$dir/.installed" ]; then
         log "installing the end-to-end test packages (npm ci) into $dir"
-        command -v npm >/dev/null 2>&1 || apt_install nodejs npm
         rm -rf "$dir"; mkdir -p "$dir"
         cp "$LP_ROOT/tests/e2e/package.json" "$lock" "$dir/"
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) || return 1
+        touch "$dir/.installed"
     fi
     ln -sfn "$dir/node_modules" "$LP_ROOT/tests/e2e/node_modules"
 }
@@ -25,8 +31,8 @@ ensure_e2e_packages() {
 run_e2e() {
     local binary=$1
     ensure_chromium
-    ensure_e2e_packages
-    local frontend; frontend=$(ensure_frontend)
+    ensure_e2e_packages || return 1
+    local frontend; frontend=$(ensure_frontend) || return 1
     log "web UI end-to-end tests (headless Chromium); screenshots in ${LP_E2E_ARTIFACTS:-$LP_ROOT/test-artifacts/e2e}"
     (cd "$LP_ROOT/tests/e2e" && LABELPORT_BINARY=$binary LABELPORT_FRONTEND_DIR=$frontend \
         node --test --test-concurrency=1 ui.test.js)

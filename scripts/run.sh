@@ -10,7 +10,9 @@ ensure_rust
 cd "$LP_ROOT"
 cargo build --release --quiet
 # The labeling screen uses Label Studio's own front end, fetched once from PyPI (pinned, checksummed).
-: "${LABELPORT_FRONTEND_DIR:=$(ensure_frontend)}"
+if [ -z "${LABELPORT_FRONTEND_DIR:-}" ]; then
+    LABELPORT_FRONTEND_DIR=$(ensure_frontend)
+fi
 export LABELPORT_FRONTEND_DIR
 binary="$CARGO_TARGET_DIR/release/labelport"
 : "${LABELPORT_DATA_DIR:=$LP_ROOT/labelport-data}"

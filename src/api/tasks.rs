@@ -258,8 +258,8 @@ struct NextQuery {
     after: Option<i64>,
 }
 
-/// `GET /api/projects/{id}/next`: the next task still to be labeled, as `GET /api/tasks/{id}`
-/// shows it; 404 when every task is labeled.
+/// `GET /api/projects/{id}/next`: the next task still to be labeled that the caller has not
+/// annotated yet, as `GET /api/tasks/{id}` shows it; 404 when there is none.
 async fn next_for_labeling(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -269,7 +269,7 @@ async fn next_for_labeling(
     let project = project_for(&state, &user, project_id).await?;
     let Some(id) = state
         .db
-        .next_unlabeled_task(project.id, query.after.unwrap_or(0))
+        .next_unlabeled_task(project.id, user.id, query.after.unwrap_or(0))
         .await?
     else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "No more tasks to label."));

@@ -301,22 +301,25 @@ impl Db {
         Ok((previous, next))
     }
 
-    /// The first task of a project still to be labeled after `after_id` in id order, wrapping
-    /// round to the start, if there is one.
-    pub async fn next_unlabeled_task(&self, project_id: i64, after_id: i64) -> Result<Option<i64>, DbError> {
-        const SQL: &str =
-            "SELECT id FROM task WHERE project_id = $1 AND is_labeled = 0 AND id > $2 ORDER BY id LIMIT 1";
-        for start in [after_id, 0] {
-            let row = sqlx::query(SQL)
-                .bind(project_id)
-                .bind(start)
-                .fetch_optional(self.pool())
-                .await?;
-            if let Some(row) = row {
-                return Ok(Some(row.try_get("id")?));
-            }
-        }
-        Ok(None)
+    /// The first task of a project still to be labeled that this user has not annotated, after
+    /// `after_id` in id order, wrapping round to the start, if there is one.
+    pub async fn next_unlabeled_task(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        after_id: i64,
+    ) -> Result<Option<i64>, DbError> {
+        let row = sqlx::query(
+            "SELECT id FROM task t WHERE t.project_id = $1 AND t.is_labeled = 0 \
+             AND NOT EXISTS (SELECT 1 FROM annotation a WHERE a.task_id = t.id AND a.completed_by = $2) \
+             ORDER BY CASE WHEN t.id > $3 THEN 0 ELSE 1 END, t.id LIMIT 1",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(after_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
     /// Replaces a task's data and/or meta.

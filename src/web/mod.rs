@@ -8,18 +8,18 @@
 //! fonts from the folder given by `--frontend-dir`, which `scripts/frontend.sh` fills from the
 //! pinned PyPI wheel; it is not part of the repository.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use tower_http::services::ServeDir;
 
-use crate::api::AppState;
 use crate::api::auth::{hash_token, session_cookie};
+use crate::api::{ApiError, AppState};
 use crate::model::entities::User;
 
 /// The page script (also read by a test that checks every storage field has a place in it).
@@ -29,15 +29,19 @@ const APP_CSS: &str = include_str!("assets/app.css");
 /// The pages and their static files. `frontend_dir` holds `editor/` (Label Studio's labeling
 /// front end) and `fonts/`; without it the labeling screen explains how to fetch them.
 pub fn router(frontend_dir: Option<&Path>) -> Router<AppState> {
+    let editor = frontend_dir.is_some_and(|dir| dir.join("editor").join("main.js").is_file());
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::to("/projects") }))
-        .route("/projects", get(page::<PROJECTS>))
-        .route("/projects/{id}", get(to_data_manager))
-        .route("/projects/{id}/data", get(page::<DATA>))
-        .route("/projects/{id}/settings", get(to_storage_settings))
-        .route("/projects/{id}/settings/storage", get(page::<STORAGE>))
-        .route("/projects/{id}/label", get(page::<LABEL>))
-        .route("/user/account", get(page::<ACCOUNT>))
+        .route("/projects", page("projects", "Projects", false))
+        .route("/projects/{id}", get(project_home))
+        .route("/projects/{id}/data", page("data", "Data Manager", false))
+        .route("/projects/{id}/settings", get(project_home))
+        .route(
+            "/projects/{id}/settings/storage",
+            page("storage", "Cloud Storage", false),
+        )
+        .route("/projects/{id}/label", page("label", "Labeling", editor))
+        .route("/user/account", page("account", "Account", false))
         .route("/user/login", get(login_page))
         .route(
             "/static/app/app.js",
@@ -55,26 +59,27 @@ pub fn router(frontend_dir: Option<&Path>) -> Router<AppState> {
     router
 }
 
-/// Whether Label Studio's labeling front end is present in `frontend_dir`.
-pub fn editor_installed(frontend_dir: Option<&PathBuf>) -> bool {
-    frontend_dir.is_some_and(|dir| dir.join("editor").join("main.js").is_file())
+/// A page for signed-in browsers: the shell naming `name` for `app.js`, with the labeling
+/// editor's files linked when `with_editor`.
+fn page(name: &'static str, title: &'static str, with_editor: bool) -> MethodRouter<AppState> {
+    get(move |_user: PageUser| async move {
+        let head = if with_editor {
+            "<link rel=\"stylesheet\" href=\"/static/editor/main.css\">\n<script src=\"/static/editor/main.js\" defer></script>"
+        } else {
+            ""
+        };
+        html_page(name, title, head)
+    })
 }
 
-// The pages, by the name `app.js` dispatches on.
-const PROJECTS: u8 = 0;
-const DATA: u8 = 1;
-const STORAGE: u8 = 2;
-const LABEL: u8 = 3;
-const ACCOUNT: u8 = 4;
-
-fn page_name(page: u8) -> (&'static str, &'static str) {
-    match page {
-        PROJECTS => ("projects", "Projects"),
-        DATA => ("data", "Data Manager"),
-        STORAGE => ("storage", "Cloud Storage"),
-        LABEL => ("label", "Labeling"),
-        _ => ("account", "Account"),
-    }
+/// `/projects/{id}` and `/projects/{id}/settings` have no page of their own.
+async fn project_home(OriginalUri(uri): OriginalUri) -> Redirect {
+    let target = if uri.path().trim_end_matches('/').ends_with("/settings") {
+        format!("{}/storage", uri.path().trim_end_matches('/'))
+    } else {
+        format!("{}/data", uri.path().trim_end_matches('/'))
+    };
+    Redirect::to(&target)
 }
 
 /// A signed-in browser; anyone else is sent to the sign-in page, which brings them back after.
@@ -84,8 +89,10 @@ impl FromRequestParts<AppState> for PageUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(user) = session_user(state, &parts.headers).await {
-            return Ok(PageUser(user));
+        match session_user(state, &parts.headers).await {
+            Ok(Some(user)) => return Ok(PageUser(user)),
+            Ok(None) => {}
+            Err(error) => return Err(error.into_response()),
         }
         let here = parts
             .uri
@@ -97,36 +104,22 @@ impl FromRequestParts<AppState> for PageUser {
     }
 }
 
-async fn page<const PAGE: u8>(State(state): State<AppState>, _user: PageUser) -> Response {
-    let (name, title) = page_name(PAGE);
-    let head = if PAGE == LABEL && editor_installed(state.settings.frontend_dir.as_ref()) {
-        "<link rel=\"stylesheet\" href=\"/static/editor/main.css\">\n<script src=\"/static/editor/main.js\" defer></script>"
-    } else {
-        ""
-    };
-    html_page(name, title, head)
-}
-
 /// `GET /user/login`: the sign-in form (a signed-in browser goes straight to its projects).
 async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if session_user(&state, &headers).await.is_some() {
-        return Redirect::to("/projects").into_response();
+    match session_user(&state, &headers).await {
+        Ok(Some(_)) => return Redirect::to("/projects").into_response(),
+        Ok(None) => {}
+        Err(error) => return error.into_response(),
     }
     html_page("login", "Sign in", "")
 }
 
 /// The user of the browser session these headers carry, if it is valid.
-async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
-    let key = session_cookie(headers)?;
-    state.db.user_by_session_hash(&hash_token(key)).await.ok().flatten()
-}
-
-async fn to_data_manager(axum::extract::Path(id): axum::extract::Path<i64>) -> Redirect {
-    Redirect::to(&format!("/projects/{id}/data"))
-}
-
-async fn to_storage_settings(axum::extract::Path(id): axum::extract::Path<i64>) -> Redirect {
-    Redirect::to(&format!("/projects/{id}/settings/storage"))
+async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
+    let Some(key) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    Ok(state.db.user_by_session_hash(&hash_token(key)).await?)
 }
 
 /// The shell every page shares; `app.js` builds the page named in `data-page`.
@@ -146,8 +139,16 @@ fn html_page(name: &str, title: &str, head: &str) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Scripts only from this server: markup inside task data (HyperText, for example) cannot run
+    // script with the signed-in user's session.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     response
 }
+
+const CONTENT_SECURITY_POLICY: &str = "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -166,12 +166,13 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server) {
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once("exit", r));
     server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
+    await exited;
   }
   if (process.exitCode && serverLog) console.log(`server log:\n${serverLog.slice(-4000)}`);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   fs.rmSync(path.join(S3.root, SOURCE_BUCKET), { recursive: true, force: true });
   fs.rmSync(path.join(S3.root, TARGET_BUCKET), { recursive: true, force: true });
 });
@@ -472,10 +473,16 @@ test("the account page creates an access token that works for the API", async ()
   await screenshot("account-token");
 });
 
-test("signing out ends the session", async () => {
+test("signing out ends the session, and signing in never leaves the site", async () => {
   await page.click("#sign-out");
   await page.waitForURL(/\/user\/login/);
   await page.goto(`${base}/projects/${projectId}/data`);
   await page.waitForURL(/\/user\/login\?next=/);
   await screenshot("signed-out");
+  // Signing in returns to a page of this site only: a `next` naming another site is ignored.
+  await page.goto(`${base}/user/login?next=${encodeURIComponent("/\\example.invalid/x")}`);
+  await page.fill("#email", EMAIL);
+  await page.fill("#password", PASSWORD);
+  await page.click("#sign-in");
+  await page.waitForURL(`${base}/projects`);
 });

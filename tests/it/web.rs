@@ -78,6 +78,8 @@ async fn pages_send_signed_out_browsers_to_sign_in_and_back() {
             let response = get(path, Some(&cookie)).await.unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert_eq!(response.headers()["x-frame-options"], "DENY");
+            let policy = response.headers()["content-security-policy"].to_str().unwrap();
+            assert!(policy.contains("script-src 'self'"), "{policy}");
             let html = response.text().await.unwrap();
             assert!(html.contains(&format!(r#"data-page="{page}""#)), "{path}: {html}");
         }
@@ -192,6 +194,24 @@ async fn neighbours_and_the_next_task_to_label_follow_task_order_within_the_proj
         assert_eq!(next(Some(ids[2])).await.1["id"], ids[1], "the search wraps round");
         server.annotate(ids[1], "a").await;
         assert_error(&next(None).await, StatusCode::NOT_FOUND);
+
+        // With two annotations wanted per task, a task one user has annotated is still to be
+        // labeled, but not by that user.
+        let (status, shared) = server
+            .post_json(
+                "/api/projects",
+                json!({"title": "overlap", "label_config": config, "maximum_annotations": 2}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{shared}");
+        let shared = shared["id"].as_i64().unwrap();
+        let tasks = server.import(shared, json!([{"text": "x"}, {"text": "y"}])).await;
+        server.annotate(tasks[0], "a").await;
+        let (_, mine) = server.get(&format!("/api/projects/{shared}/next")).await;
+        assert_eq!(mine["id"], tasks[1]);
+        let colleague = server.user("colleague@example.com", None).await;
+        let (_, theirs) = colleague.get(&format!("/api/projects/{shared}/next")).await;
+        assert_eq!(theirs["id"], tasks[0], "the colleague still has the first task to do");
 
         // Another organization sees neither.
         let stranger = server.user("stranger@example.com", Some("Elsewhere")).await;

@@ -99,6 +99,18 @@ function projectIdFromPath() {
   return match ? Number(match[1]) : null;
 }
 
+/** Opens the next task this user still has to label (after `afterTask`), or says there is none. */
+async function openNextTask(projectId, afterTask) {
+  try {
+    const task = await api("GET", `/api/projects/${projectId}/next${afterTask ? `?after=${afterTask}` : ""}`);
+    location.href = `/projects/${projectId}/label?task=${task.id}`;
+    return true;
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    return false;
+  }
+}
+
 /** A banner for a message; kind is "error", "ok" or "info". */
 function notice(kind, text) {
   return h("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
@@ -133,8 +145,12 @@ let currentUser = null;
 /** The top bar of every signed-in page. */
 function topbar() {
   const signOut = async () => {
-    await fetch("/user/logout", { method: "POST", credentials: "same-origin" });
-    location.href = "/user/login";
+    try {
+      await api("POST", "/user/logout");
+      location.href = "/user/login";
+    } catch (error) {
+      alert(`Signing out failed: ${error.message}`);
+    }
   };
   return h(
     "header",
@@ -187,6 +203,17 @@ async function signedInPage(build) {
 
 // ------------------------------------------------------------------ sign in, account
 
+/** `next` as a path on this site, or null: a value naming another site is ignored. */
+function sameSiteTarget(next) {
+  if (!next) return null;
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : null;
+  } catch {
+    return null;
+  }
+}
+
 function loginPage() {
   const app = document.getElementById("app");
   const message = h("div", { class: "form-message" });
@@ -211,8 +238,7 @@ function loginPage() {
     message.replaceChildren();
     try {
       await api("POST", "/user/login", { email: email.value, password: password.value });
-      const next = new URLSearchParams(location.search).get("next");
-      location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/projects";
+      location.href = sameSiteTarget(new URLSearchParams(location.search).get("next")) || "/projects";
     } catch (error) {
       message.replaceChildren(notice("error", error.message));
       submit.disabled = false;
@@ -403,7 +429,8 @@ function dataPage() {
     const id = projectIdFromPath();
     const project = await api("GET", `/api/projects/${id}`);
     const pageSize = 30;
-    let page = Number(new URLSearchParams(location.search).get("page")) || 1;
+    let page = Math.max(1, Math.floor(Number(new URLSearchParams(location.search).get("page")) || 1));
+    let loads = 0;
     const table = h("div", { id: "tasks" });
     const pager = h("div", { class: "pager" });
     const summary = h("span", { id: "task-summary", class: "muted" });
@@ -420,10 +447,9 @@ function dataPage() {
     const labelAll = h("button", { id: "label-all", class: "primary" }, "Label all tasks");
     labelAll.addEventListener("click", async () => {
       try {
-        const task = await api("GET", `/api/projects/${id}/next`);
-        location.href = `/projects/${id}/label?task=${task.id}`;
+        if (!(await openNextTask(id))) alert("Every task is labeled.");
       } catch (error) {
-        alert(error.status === 404 ? "Every task is labeled." : error.message);
+        alert(error.message);
       }
     });
 
@@ -444,13 +470,16 @@ function dataPage() {
     );
 
     async function load() {
+      const mine = ++loads;
       // Storage links are shown as stored (s3://...), not as the resolver URLs the editor gets.
       const data = await api("GET", `/api/tasks?project=${id}&page=${page}&page_size=${pageSize}&resolve_uri=false`);
+      if (mine !== loads) return; // a later load has started; its reply wins
       const tasks = data.tasks || [];
       const columns = dataColumns(project, tasks);
       summary.textContent = `${plural(data.total, "task")} · ${plural(data.total_annotations, "annotation")}`;
       if (!tasks.length && page > 1) {
         page = 1;
+        history.replaceState(null, "", location.pathname);
         return load();
       }
       if (!tasks.length) {
@@ -462,7 +491,12 @@ function dataPage() {
       const rows = tasks.map((task) =>
         h(
           "tr",
-          { dataset: { task: task.id }, tabindex: "0", onclick: () => (location.href = `/projects/${id}/label?task=${task.id}`) },
+          {
+            dataset: { task: task.id },
+            tabindex: "0",
+            onclick: () => (location.href = `/projects/${id}/label?task=${task.id}`),
+            onkeydown: (event) => event.key === "Enter" && (location.href = `/projects/${id}/label?task=${task.id}`),
+          },
           h("td", {}, task.id),
           columns.map((c) => h("td", { class: "data-cell", title: cellText(task.data[c]) }, cellText(task.data[c]))),
           h("td", { class: "annotations" }, task.total_annotations),
@@ -544,9 +578,17 @@ function importDialog(projectId, onDone) {
 
   const take = async (files) => {
     for (const file of files) await upload(file);
-    onDone();
+    try {
+      await onDone();
+    } catch (error) {
+      results.append(notice("error", error.message));
+    }
   };
-  input.addEventListener("change", () => take([...input.files]));
+  input.addEventListener("change", () => {
+    const files = [...input.files];
+    input.value = ""; // so that choosing the same file again imports it again
+    take(files);
+  });
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
     zone.classList.add("over");
@@ -706,14 +748,28 @@ function storagePage() {
       ),
     );
 
-    async function refresh() {
+    // One refresh at a time; while a sync runs, the lists are read again every second, and a
+    // failed read is shown and retried rather than ending the updates.
+    let refreshing = null;
+    const problem = h("div", { id: "storage-problem" });
+    main.append(problem);
+    function refresh() {
+      if (!refreshing) refreshing = readLists().finally(() => (refreshing = null));
+      return refreshing;
+    }
+    async function readLists() {
       clearTimeout(timer);
-      const [sources, targets] = await Promise.all([api("GET", `/api/storages?project=${projectId}`), api("GET", `/api/storages/export?project=${projectId}`)]);
-      renderList("import", sources, lists.import);
-      renderList("export", targets, lists.export);
-      if ([...sources, ...targets].some((s) => RUNNING.has(s.status))) {
-        timer = setTimeout(() => refresh().catch(() => {}), 1000);
+      let running = true;
+      try {
+        const [sources, targets] = await Promise.all([api("GET", `/api/storages?project=${projectId}`), api("GET", `/api/storages/export?project=${projectId}`)]);
+        renderList("import", sources, lists.import);
+        renderList("export", targets, lists.export);
+        problem.replaceChildren();
+        running = [...sources, ...targets].some((s) => RUNNING.has(s.status));
+      } catch (error) {
+        problem.replaceChildren(notice("error", `Could not read the storages: ${error.message}`));
       }
+      if (running) timer = setTimeout(refresh, 1000);
     }
 
     function renderList(direction, storages, container) {
@@ -960,12 +1016,7 @@ function labelPage() {
       editor,
     );
     if (!taskId) {
-      try {
-        const task = await api("GET", `/api/projects/${projectId}/next`);
-        location.replace(`/projects/${projectId}/label?task=${task.id}`);
-      } catch (error) {
-        editor.replaceChildren(notice("info", error.status === 404 ? "Every task is labeled." : error.message));
-      }
+      if (!(await openNextTask(projectId))) editor.replaceChildren(notice("info", "Every task is labeled."));
       return;
     }
     // The editor's script is deferred: it may still be loading; it has run by the window's load event.
@@ -979,6 +1030,11 @@ function labelPage() {
       return;
     }
     const [task, neighbors] = await Promise.all([api("GET", `/api/tasks/${taskId}`), api("GET", `/api/tasks/${taskId}/neighbors`)]);
+    if (task.project !== projectId) {
+      // A task of another project is labeled with that project's configuration.
+      location.replace(`/projects/${task.project}/label?task=${task.id}`);
+      return;
+    }
     const goTo = (id) => (location.href = `/projects/${projectId}/label?task=${id}`);
     if (neighbors.previous) {
       prev.disabled = false;
@@ -988,15 +1044,15 @@ function labelPage() {
       next.disabled = false;
       next.onclick = () => goTo(neighbors.next);
     }
+    // After a submit: the next task this user still has to label, else back to the data manager.
     const afterSubmit = async () => {
       try {
-        const following = await api("GET", `/api/projects/${projectId}/next?after=${taskId}`);
-        goTo(following.id);
+        if (!(await openNextTask(projectId, taskId))) location.href = `/projects/${projectId}/data`;
       } catch (error) {
-        if (error.status === 404) location.href = `/projects/${projectId}/data`;
-        else status.textContent = error.message;
+        status.textContent = error.message;
       }
     };
+    let saving = false; // one save at a time: a second click or Ctrl+Enter while saving does nothing
     const leadTime = (annotation) => (annotation.leadTime ? annotation.leadTime : (Date.now() - started) / 1000);
     const started = Date.now();
     const user = { id: currentUser.id, pk: currentUser.id, firstName: currentUser.first_name || currentUser.email, lastName: currentUser.last_name || "" };
@@ -1015,22 +1071,33 @@ function labelPage() {
         status.textContent = "Ready";
       },
       async onSubmitAnnotation(ls, annotation) {
+        if (saving) return;
+        saving = true;
         status.textContent = "Saving…";
         try {
-          await api("POST", `/api/tasks/${taskId}/annotations`, { result: annotation.serializeAnnotation(), lead_time: leadTime(annotation), project: projectId });
+          const created = await api("POST", `/api/tasks/${taskId}/annotations`, { result: annotation.serializeAnnotation(), lead_time: leadTime(annotation), project: projectId });
+          // The editor now knows the saved annotation, so staying here and pressing Update works.
+          annotation.updatePersonalKey(String(created.id));
+          annotation.sendUserGenerate();
           status.textContent = "Submitted";
           await afterSubmit();
         } catch (error) {
           status.textContent = `Not saved: ${error.message}`;
+        } finally {
+          saving = false;
         }
       },
       async onUpdateAnnotation(ls, annotation) {
+        if (saving || !annotation.pk) return;
+        saving = true;
         status.textContent = "Saving…";
         try {
           await api("PATCH", `/api/annotations/${annotation.pk}`, { result: annotation.serializeAnnotation(), lead_time: leadTime(annotation) });
           status.textContent = "Updated";
         } catch (error) {
           status.textContent = `Not saved: ${error.message}`;
+        } finally {
+          saving = false;
         }
       },
       async onDeleteAnnotation(ls, annotation) {
