@@ -25,6 +25,7 @@ use crate::model::entities::User;
 /// The page script (also read by a test that checks every storage field has a place in it).
 pub(crate) const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+const ICON_SVG: &str = include_str!("assets/icon.svg");
 
 /// The pages and their static files. `frontend_dir` holds `editor/` (Label Studio's labeling
 /// front end) and `fonts/`; without it the labeling screen explains how to fetch them.
@@ -50,6 +51,11 @@ pub fn router(frontend_dir: Option<&Path>) -> Router<AppState> {
         .route(
             "/static/app/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route("/favicon.ico", get(|| async { asset("image/svg+xml", ICON_SVG) }))
+        .route(
+            "/static/app/icon.svg",
+            get(|| async { asset("image/svg+xml", ICON_SVG) }),
         );
     if let Some(dir) = frontend_dir {
         router = router
@@ -129,6 +135,7 @@ fn html_page(name: &str, title: &str, head: &str) -> Response {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} · labelport</title>\n\
+         <link rel=\"icon\" href=\"/static/app/icon.svg\" type=\"image/svg+xml\">\n\
          <link rel=\"stylesheet\" href=\"/static/app/app.css?v={version}\">\n{head}\n</head>\n\
          <body data-page=\"{name}\">\n<div id=\"app\"></div>\n\
          <script src=\"/static/app/app.js?v={version}\"></script>\n</body>\n</html>\n"

@@ -160,7 +160,7 @@ before(async () => {
   page = await context.newPage();
   page.on("pageerror", (error) => console.log(`[page error] ${error.message}`));
   page.on("console", (message) => {
-    if (message.type() === "error") console.log(`[console error] ${message.text()}`);
+    if (message.type() === "error") console.log(`[console error] ${message.text()} ${message.location()?.url || ""}`);
   });
 });
 
