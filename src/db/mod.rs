@@ -97,7 +97,7 @@ impl Db {
                                 .execute(
                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; \
-                                     PRAGMA cache_size = -65536;",
+                                     PRAGMA cache_size = -16384;",
                                 )
                                 .await?;
                             Ok(())
@@ -137,6 +137,12 @@ impl Db {
                 "sessions",
                 include_str!("../../migrations/sqlite/0003_sessions.sql"),
                 include_str!("../../migrations/postgres/0003_sessions.sql"),
+            ),
+            (
+                4,
+                "task indexes",
+                include_str!("../../migrations/sqlite/0004_task_indexes.sql"),
+                include_str!("../../migrations/postgres/0004_task_indexes.sql"),
             ),
         ];
         let migrations = sources

@@ -245,8 +245,11 @@ impl Db {
         .bind(project_id)
         .fetch_one(self.pool())
         .await?;
+        // The page's ids come from the (project_id, id) index, so skipping a million tasks does
+        // not read a million tasks' data.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM task t WHERE t.project_id = $1 ORDER BY t.id LIMIT $2 OFFSET $3"
+            "SELECT {TASK_COLUMNS} FROM task t WHERE t.id IN \
+             (SELECT id FROM task WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3) ORDER BY t.id"
         )))
         .bind(project_id)
         .bind(limit)
@@ -309,17 +312,21 @@ impl Db {
         user_id: i64,
         after_id: i64,
     ) -> Result<Option<i64>, DbError> {
-        let row = sqlx::query(
-            "SELECT id FROM task t WHERE t.project_id = $1 AND t.is_labeled = 0 \
+        const SQL: &str = "SELECT id FROM task t WHERE t.project_id = $1 AND t.is_labeled = 0 AND t.id > $3 \
              AND NOT EXISTS (SELECT 1 FROM annotation a WHERE a.task_id = t.id AND a.completed_by = $2) \
-             ORDER BY CASE WHEN t.id > $3 THEN 0 ELSE 1 END, t.id LIMIT 1",
-        )
-        .bind(project_id)
-        .bind(user_id)
-        .bind(after_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get("id")).transpose()?)
+             ORDER BY t.id LIMIT 1";
+        for start in [after_id, 0] {
+            let row = sqlx::query(SQL)
+                .bind(project_id)
+                .bind(user_id)
+                .bind(start)
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some(row.try_get("id")?));
+            }
+        }
+        Ok(None)
     }
 
     /// Replaces a task's data and/or meta.

@@ -72,7 +72,9 @@ async function main() {
     const project = await api("POST", "/api/projects", { title: "bench", label_config: CONFIG });
     const tasks = Array.from({ length: TASKS }, (_, i) => ({ text: `Review number ${i}: the product arrived on time and works as described.` }));
     const imported = await api("POST", `/api/projects/${project.id}/import`, tasks);
-    console.log(`project with ${imported.task_count} tasks`);
+    const peak = () => Math.round(Number(fs.readFileSync(`/proc/${server.pid}/status`, "utf8").match(/VmHWM:\s+(\d+)/)[1]) / 1024);
+    const afterImport = peak();
+    console.log(`project with ${imported.task_count} tasks (server peak memory so far ${afterImport} MB)`);
     const first = (await api("GET", `/api/tasks?project=${project.id}&page=1&page_size=1`)).tasks[0].id;
 
     const signedIn = async () => {
@@ -138,8 +140,7 @@ async function main() {
       console.log(`  ${name.padEnd(40)} median ${String(median(runs)).padStart(5)} ms   (runs: ${runs.join(", ")})`);
     }
     console.log(`  cold labeling screen transfers ${(coldBytes / 1024 / 1024).toFixed(2)} MB`);
-    const status = fs.readFileSync(`/proc/${server.pid}/status`, "utf8");
-    console.log(`  server peak memory (VmHWM) ${status.match(/VmHWM:\s+(\d+)/)[1] / 1024 | 0} MB`);
+    console.log(`  server peak memory (VmHWM): ${afterImport} MB after the import, ${peak()} MB at the end`);
   } finally {
     await browser.close();
     server.kill("SIGTERM");
