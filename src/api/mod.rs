@@ -11,6 +11,7 @@ mod export;
 mod extract;
 mod import;
 mod local_files;
+mod password_check;
 mod predictions;
 mod projects;
 mod resolve;

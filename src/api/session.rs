@@ -13,6 +13,7 @@ use super::AppState;
 use super::auth::{SESSION_COOKIE, generate_token, hash_token, session_cookie};
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, field};
+use super::password_check::password_matches;
 use crate::model::timestamp::format_timestamp;
 use crate::wire::user_to_wire;
 
@@ -29,20 +30,6 @@ pub fn router() -> Router<AppState> {
 struct LoginForm {
     email: String,
     password: String,
-}
-
-/// Checks a password against an argon2 hash, off the async threads.
-async fn password_matches(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&stored).is_ok_and(|hash| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
 }
 
 async fn login(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
@@ -70,7 +57,10 @@ async fn login(State(state): State<AppState>, request: Request) -> ApiResult<Res
         .await?
         .ok_or_else(refused)?;
     let stored = state.db.password_hash(user.id).await?.ok_or_else(refused)?;
-    if !user.is_active || !password_matches(credentials.password, stored).await {
+    let matches = password_matches(credentials.password, stored)
+        .await
+        .map_err(|busy| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))?;
+    if !user.is_active || !matches {
         return Err(refused());
     }
     let key = generate_token();
