@@ -6,12 +6,8 @@
 //   BENCH_RUNS (default 5); CHROMIUM (default /usr/bin/chromium)
 "use strict";
 
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
-const path = require("node:path");
-const { chromium } = require("playwright-core");
+const { startServer, launchChromium } = require("./labelport.js");
 
 const TASKS = Number(process.env.BENCH_TASKS || 100000);
 const RUNS = Number(process.env.BENCH_RUNS || 5);
@@ -20,34 +16,14 @@ const CONFIG = `<View><Text name="text" value="$text"/><Choices name="sentiment"
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 async function main() {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "labelport-bench-ui-"));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.env.LABELPORT_BINARY, ["start"], {
-    env: {
-      ...process.env,
-      LABELPORT_DATA_DIR: dataDir,
-      LABELPORT_DATABASE_URL: "",
-      LABELPORT_HOST: "127.0.0.1",
-      LABELPORT_PORT: String(port),
-      LABELPORT_USERNAME: "bench@example.com",
-      LABELPORT_PASSWORD: "bench-password",
-      LABELPORT_USER_TOKEN: TOKEN,
-      LABELPORT_LOG: "warn",
-    },
-    stdio: "ignore",
+  const server = await startServer({
+    email: "bench@example.com",
+    password: "bench-password",
+    token: TOKEN,
+    extraEnv: { LABELPORT_LOG: "warn" },
   });
+  const base = server.base;
   const api = async (method, urlPath, body) => {
     const response = await fetch(base + urlPath, {
       method,
@@ -57,22 +33,12 @@ async function main() {
     if (!response.ok) throw new Error(`${method} ${urlPath}: ${response.status} ${await response.text()}`);
     return response.json();
   };
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/api/health`)).ok) break;
-    } catch {}
-    if (i > 300) throw new Error("the server did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium();
   try {
     const project = await api("POST", "/api/projects", { title: "bench", label_config: CONFIG });
     const tasks = Array.from({ length: TASKS }, (_, i) => ({ text: `Review number ${i}: the product arrived on time and works as described.` }));
     const imported = await api("POST", `/api/projects/${project.id}/import`, tasks);
-    const peak = () => Math.round(Number(fs.readFileSync(`/proc/${server.pid}/status`, "utf8").match(/VmHWM:\s+(\d+)/)[1]) / 1024);
+    const peak = () => Math.round(Number(fs.readFileSync(`/proc/${server.process.pid}/status`, "utf8").match(/VmHWM:\s+(\d+)/)[1]) / 1024);
     const afterImport = peak();
     console.log(`project with ${imported.task_count} tasks (server peak memory so far ${afterImport} MB)`);
     const first = (await api("GET", `/api/tasks?project=${project.id}&page=1&page_size=1`)).tasks[0].id;
@@ -143,8 +109,7 @@ async function main() {
     console.log(`  server peak memory (VmHWM): ${afterImport} MB after the import, ${peak()} MB at the end`);
   } finally {
     await browser.close();
-    server.kill("SIGTERM");
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await server.stop();
   }
 }
 

@@ -14,13 +14,10 @@
 const nodeTest = require("node:test");
 const { before, after } = nodeTest;
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
 const path = require("node:path");
 const zlib = require("node:zlib");
-const { chromium } = require("playwright-core");
+const { startServer, launchChromium } = require("./labelport.js");
 
 const env = (name) => {
   const value = process.env[name];
@@ -44,23 +41,10 @@ const TARGET_BUCKET = `e2e-dst-${RUN}`;
 const IMAGE_NAMES = ["cat-1.png", "dog-2.png", "cat-3.png"];
 
 let server;
-let serverLog = "";
 let base;
-let dataDir;
 let browser;
 let page;
 let shot = 0;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-    probe.on("error", reject);
-  });
-}
 
 /** A small solid-colour PNG, made here so the test needs no fixture files. */
 function png(width, height, [r, g, b]) {
@@ -126,36 +110,9 @@ before(async () => {
   fs.writeFileSync(path.join(S3.root, SOURCE_BUCKET, "images", "notes.txt"), "not an image");
   fs.mkdirSync(path.join(S3.root, TARGET_BUCKET), { recursive: true });
 
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "labelport-e2e-"));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(env("LABELPORT_BINARY"), ["start"], {
-    env: {
-      ...process.env,
-      LABELPORT_DATA_DIR: dataDir,
-      LABELPORT_DATABASE_URL: "",
-      LABELPORT_HOST: "127.0.0.1",
-      LABELPORT_PORT: String(port),
-      LABELPORT_USERNAME: EMAIL,
-      LABELPORT_PASSWORD: PASSWORD,
-      LABELPORT_USER_TOKEN: TOKEN,
-      LABELPORT_FRONTEND_DIR: env("LABELPORT_FRONTEND_DIR"),
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stdout.on("data", (d) => (serverLog += d));
-  server.stderr.on("data", (d) => (serverLog += d));
-  await waitFor("the server", async () => {
-    try {
-      return (await fetch(`${base}/api/health`)).ok;
-    } catch {
-      return false;
-    }
-  });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  server = await startServer({ email: EMAIL, password: PASSWORD, token: TOKEN, extraEnv: { LABELPORT_FRONTEND_DIR: env("LABELPORT_FRONTEND_DIR") } });
+  base = server.base;
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
   page = await context.newPage();
   page.on("pageerror", (error) => console.log(`[page error] ${error.message}`));
@@ -166,13 +123,10 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once("exit", r));
-    server.kill("SIGTERM");
-    await exited;
+  if (server) {
+    if (process.exitCode) console.log(`server log:\n${server.log().slice(-4000)}`);
+    await server.stop();
   }
-  if (process.exitCode && serverLog) console.log(`server log:\n${serverLog.slice(-4000)}`);
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   fs.rmSync(path.join(S3.root, SOURCE_BUCKET), { recursive: true, force: true });
   fs.rmSync(path.join(S3.root, TARGET_BUCKET), { recursive: true, force: true });
 });
