@@ -19,10 +19,10 @@ use labelport::storage::{Storage, StorageErrorKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
+use crate::harness::{Server, TEXT_CONFIG, assert_error, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, IMAGE_CONFIG, assert_traceback_names, chosen, counts, created_id, eventually_async, project_tasks, sync,
-    tasks_per_key, wait_final,
+    Guarded, IMAGE_CONFIG, assert_traceback_names, chosen, counts, created_id, follows_annotation_on_save,
+    project_tasks, sync, tasks_per_key, wait_final,
 };
 
 /// Azurite as the tests reach it.
@@ -623,26 +623,15 @@ async fn target_storage(server: Server, env: AzureEnv) {
     assert_eq!(document["task"]["data"]["text"], "hello");
 
     // A new annotation is written, rewritten when changed, and deleted with it.
-    let second = server.annotate(task, "dog").await["id"].as_i64().unwrap();
-    let key = format!("out/{second}");
-    let document = eventually_async(&format!("writing {key}"), || area.read_json(&key)).await;
-    assert_eq!(chosen(&document), json!(["dog"]));
-    let (status, body) = server
-        .patch_json(
-            &format!("/api/annotations/{second}/"),
-            json!({"result": [choice_result("cat")]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    eventually_async(&format!("rewriting {key}"), || async {
-        area.read_json(&key).await.filter(|d| chosen(d) == json!(["cat"]))
-    })
-    .await;
-    let (status, body) = server.delete(&format!("/api/annotations/{second}/")).await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    eventually_async(&format!("deleting {key}"), || async {
-        area.read(&key).await.is_none().then_some(())
-    })
+    follows_annotation_on_save(
+        &server,
+        task,
+        |id| format!("out/{id}"),
+        |key| {
+            let area = &area;
+            async move { area.read(&key).await }
+        },
+    )
     .await;
     assert_eq!(
         area.names().await,

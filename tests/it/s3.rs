@@ -15,9 +15,10 @@ use labelport::model::task_item::TaskItem;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::harness::{Api, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
+use crate::harness::{Api, Server, TEXT_CONFIG, assert_error, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, IMAGE_CONFIG, chosen, counts, created_id, eventually, project_tasks, tasks_per_key, wait_final,
+    Guarded, IMAGE_CONFIG, chosen, counts, created_id, follows_annotation_on_save, project_tasks, tasks_per_key,
+    wait_final,
 };
 
 /// The S3 server the tests talk to.
@@ -633,14 +634,6 @@ async fn target_storage_follows_annotations() {
     for_each_engine(|server| target_storage(server, env.clone())).await;
 }
 
-/// Waits until an exported object exists and `check` accepts it.
-async fn exported(bucket: &Bucket, key: &str, check: impl Fn(&Value) -> bool) -> Value {
-    eventually(&format!("writing {key} as expected"), || {
-        bucket.read_json(key).filter(|v| check(v))
-    })
-    .await
-}
-
 async fn target_storage(server: Server, env: S3Env) {
     let bucket = env.bucket("out");
     let project = server.project("S3 target", TEXT_CONFIG).await;
@@ -675,21 +668,16 @@ async fn target_storage(server: Server, env: S3Env) {
     assert_eq!(document["completed_by"]["email"], "alice@example.com");
 
     // A new annotation is written, rewritten when changed, and deleted with it.
-    let second = server.annotate(task, "dog").await["id"].as_i64().unwrap();
-    let key = format!("out/{second}");
-    let document = exported(&bucket, &key, |d| d["id"] == second).await;
-    assert_eq!(chosen(&document), json!(["dog"]));
-    let (status, body) = server
-        .patch_json(
-            &format!("/api/annotations/{second}/"),
-            json!({"result": [choice_result("cat")]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    exported(&bucket, &key, |d| chosen(d) == json!(["cat"])).await;
-    let (status, body) = server.delete(&format!("/api/annotations/{second}/")).await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    eventually(&format!("deleting {key}"), || bucket.read(&key).is_none().then_some(())).await;
+    follows_annotation_on_save(
+        &server,
+        task,
+        |id| format!("out/{id}"),
+        |key| {
+            let bytes = bucket.read(&key);
+            async move { bytes }
+        },
+    )
+    .await;
     assert!(
         bucket.read(&format!("out/{first}")).is_some(),
         "the other annotation stays"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Api, Reply};
+use crate::harness::{Api, Reply, choice_result};
 
 /// How long a sync or a background write may take before a test gives up.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -192,4 +192,41 @@ where
         assert!(Instant::now() < deadline, "{what} did not happen in time");
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The on-save half of every target storage's contract: a new annotation of `task` is written at
+/// `key_of(id)`, rewritten when changed, and deleted with it. `read` fetches an object (`None`
+/// while missing). Returns the key of that annotation, gone by then.
+pub async fn follows_annotation_on_save<F, Fut>(api: &Api, task: i64, key_of: impl Fn(i64) -> String, read: F) -> String
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Option<Vec<u8>>>,
+{
+    let read_json = |key: String| {
+        let bytes = read(key);
+        async move { bytes.await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()) }
+    };
+    let second = api.annotate(task, "dog").await["id"].as_i64().unwrap();
+    let key = key_of(second);
+    let document = eventually_async(&format!("writing {key}"), || read_json(key.clone())).await;
+    assert_eq!(document["id"], second);
+    assert_eq!(chosen(&document), json!(["dog"]));
+    let (status, body) = api
+        .patch_json(
+            &format!("/api/annotations/{second}/"),
+            json!({"result": [choice_result("cat")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually_async(&format!("rewriting {key}"), || async {
+        read_json(key.clone()).await.filter(|d| chosen(d) == json!(["cat"]))
+    })
+    .await;
+    let (status, body) = api.delete(&format!("/api/annotations/{second}/")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    eventually_async(&format!("deleting {key}"), || async {
+        read(key.clone()).await.is_none().then_some(())
+    })
+    .await;
+    key
 }
