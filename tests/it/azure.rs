@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, TEXT_CONFIG, assert_error, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, IMAGE_CONFIG, assert_traceback_names, chosen, counts, created_id, follows_annotation_on_save,
-    project_tasks, sync, tasks_per_key, wait_final,
+    Guarded, IMAGE_CONFIG, assert_serves_range, assert_traceback_names, chosen, counts, created_id,
+    follows_annotation_on_save, project_tasks, sync, tasks_per_key, wait_final,
 };
 
 /// Azurite as the tests reach it.
@@ -414,18 +414,7 @@ async fn blob_mode_and_resolver(server: Server, env: AzureEnv) {
     let response = server.raw(Method::GET, &url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
-    let response = server
-        .raw(Method::GET, &url)
-        .header("Range", "bytes=2-5")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(
-        response.headers()["content-range"].to_str().unwrap(),
-        format!("bytes 2-5/{}", bytes.len())
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), &bytes[2..6]);
+    assert_serves_range(&server, &url, &bytes, 2, 5).await;
     area.clean().await;
 }
 

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{Api, Server, TEXT_CONFIG, choice_result, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    IMAGE_CONFIG, assert_traceback_names, chosen, created_id, eventually, project_tasks, sync, task_texts, wait_final,
+    IMAGE_CONFIG, assert_serves_range, assert_traceback_names, chosen, created_id, eventually, project_tasks, sync,
+    task_texts, wait_final,
 };
 
 /// The document root of this test binary, created (empty) and exported on first use.
@@ -333,18 +334,7 @@ async fn blob_mode(server: Server) {
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
     assert_eq!(response.bytes().await.unwrap().as_ref(), jpeg.as_slice());
 
-    let response = server
-        .raw(Method::GET, &url)
-        .header("Range", "bytes=4-9")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(
-        response.headers()["content-range"].to_str().unwrap(),
-        format!("bytes 4-9/{}", jpeg.len())
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), &jpeg[4..10]);
+    assert_serves_range(&server, &url, &jpeg, 4, 9).await;
 
     let response = server
         .raw(Method::GET, &url)

@@ -230,3 +230,20 @@ where
     .await;
     key
 }
+
+/// Asserts that `url` answers `Range: bytes=first-last` with 206, the right `Content-Range`, and
+/// exactly those bytes of `whole`.
+pub async fn assert_serves_range(api: &Api, url: &str, whole: &[u8], first: usize, last: usize) {
+    let response = api
+        .raw(reqwest::Method::GET, url)
+        .header("Range", format!("bytes={first}-{last}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        response.headers()["content-range"].to_str().unwrap(),
+        format!("bytes {first}-{last}/{}", whole.len())
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), &whole[first..=last]);
+}
