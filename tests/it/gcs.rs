@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, TEXT_CONFIG, assert_error, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, IMAGE_CONFIG, assert_serves_range, assert_traceback_names, chosen, counts, created_id,
-    follows_annotation_on_save, project_tasks, sync, tasks_per_key, wait_final,
+    Guarded, IMAGE_CONFIG, assert_lists_storage, assert_lists_type, assert_serves_range, assert_traceback_names,
+    chosen, counts, created_id, follows_annotation_on_save, project_tasks, sync, tasks_per_key, wait_final,
 };
 
 /// The emulator the tests talk to, and the service-account key they give storages.
@@ -232,25 +232,9 @@ async fn source_lifecycle(server: Server, env: GcsEnv) {
         format!("/api/storages/gcs/?project={project}"),
         format!("/api/storages/?project={project}"),
     ] {
-        let (status, body) = api.get(&list).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(
-            body.as_array()
-                .unwrap()
-                .iter()
-                .any(|s| s["id"] == id && s["type"] == "gcs"),
-            "{list}: {body}"
-        );
+        assert_lists_storage(&api.get(&list).await, id, "gcs");
     }
-    let (status, types) = api.get("/api/storages/types").await;
-    assert_eq!(status, StatusCode::OK, "{types}");
-    assert!(
-        types
-            .as_array()
-            .unwrap()
-            .contains(&json!({"name": "gcs", "title": "Google Cloud Storage"})),
-        "{types}"
-    );
+    assert_lists_type(&api.get("/api/storages/types").await, "gcs", "Google Cloud Storage");
 
     // Objects, arrays and JSONL are imported; a broken object and a non-JSON key are named.
     let first = api.sync(&path).await;

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{Reply, Server, TEXT_CONFIG, assert_error, choice_result, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, assert_traceback_names, chosen, counts, created_id, eventually, sync, task_texts, tasks_per_key,
-    wait_final,
+    Guarded, assert_lists_type, assert_traceback_names, chosen, counts, created_id, eventually, sync, task_texts,
+    tasks_per_key, wait_final,
 };
 
 /// The databases the tests may write to.
@@ -264,15 +264,7 @@ async fn password_never_shown(server: Server, env: RedisEnv) {
         ids_of(&api.get(&format!("/api/storages/?project={project}")).await),
         [id]
     );
-    let (status, types) = api.get("/api/storages/types").await;
-    assert_eq!(status, StatusCode::OK, "{types}");
-    assert!(
-        types
-            .as_array()
-            .unwrap()
-            .contains(&json!({"name": "redis", "title": "Redis"})),
-        "{types}"
-    );
+    assert_lists_type(&api.get("/api/storages/types").await, "redis", "Redis");
     let (status, got) = api.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{got}");
     assert_eq!((got["id"].as_i64(), &got["title"]), (Some(id), &json!("Source")));

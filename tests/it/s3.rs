@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use crate::harness::{Api, Server, TEXT_CONFIG, assert_error, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, IMAGE_CONFIG, chosen, counts, created_id, follows_annotation_on_save, project_tasks, tasks_per_key,
-    wait_final,
+    Guarded, IMAGE_CONFIG, assert_lists_storage, assert_lists_type, chosen, counts, created_id,
+    follows_annotation_on_save, project_tasks, tasks_per_key, wait_final,
 };
 
 /// The S3 server the tests talk to.
@@ -184,24 +184,8 @@ async fn source_storage_lifecycle(server: Server, env: S3Env) {
         .map(|s| s["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [id]);
-    let (status, all) = api.get(&format!("/api/storages/?project={project}")).await;
-    assert_eq!(status, StatusCode::OK, "{all}");
-    assert!(
-        all.as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["id"] == id && s["type"] == "s3"),
-        "{all}"
-    );
-    let (status, types) = api.get("/api/storages/types").await;
-    assert_eq!(status, StatusCode::OK, "{types}");
-    assert!(
-        types
-            .as_array()
-            .unwrap()
-            .contains(&json!({"name": "s3", "title": "AWS S3"})),
-        "{types}"
-    );
+    assert_lists_storage(&api.get(&format!("/api/storages/?project={project}")).await, id, "s3");
+    assert_lists_type(&api.get("/api/storages/types").await, "s3", "AWS S3");
     let (status, got) = api.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{got}");
     assert_eq!((got["id"].as_i64(), &got["title"]), (Some(id), &json!("Source")));

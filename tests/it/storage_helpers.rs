@@ -247,3 +247,31 @@ pub async fn assert_serves_range(api: &Api, url: &str, whole: &[u8], first: usiz
     );
     assert_eq!(response.bytes().await.unwrap().as_ref(), &whole[first..=last]);
 }
+
+/// Asserts a 200 list of storages that holds storage `id` of `kind`.
+#[track_caller]
+pub fn assert_lists_storage(reply: &Reply, id: i64, kind: &str) {
+    let (status, body) = reply;
+    assert_eq!(*status, StatusCode::OK, "{body}");
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == id && s["type"] == kind),
+        "no {kind} storage {id} in {body}"
+    );
+}
+
+/// Asserts that `GET /api/storages/types` (this reply) names `kind` with Label Studio's `title`.
+#[track_caller]
+pub fn assert_lists_type(reply: &Reply, kind: &str, title: &str) {
+    let (status, types) = reply;
+    assert_eq!(*status, StatusCode::OK, "{types}");
+    assert!(
+        types
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": kind, "title": title})),
+        "{types}"
+    );
+}
