@@ -298,12 +298,10 @@ async fn blob_mode_links_are_served_with_range_etag_and_304() {
     for_each_engine(blob_mode).await;
 }
 
-async fn blob_mode(server: Server) {
-    let area = Area::new();
-    let jpeg: Vec<u8> = b"\xff\xd8\xff\xe0 not really a jpeg 0123456789".to_vec();
-    area.write("media/a.jpg", &jpeg);
-    area.write("media/notes.txt", "notes");
-    let project = server.project("Local blobs", IMAGE_CONFIG).await;
+/// A project whose local-files source storage over `media/` makes one task per file matching
+/// `regex`, synced; returns the one task it must have made.
+async fn one_blob_task(server: &Server, area: &Area, title: &str, regex: &str) -> Value {
+    let project = server.project(title, IMAGE_CONFIG).await;
     let id = created_id(
         &server
             .post_json(
@@ -311,15 +309,23 @@ async fn blob_mode(server: Server) {
                 storage(
                     project,
                     &area.folder("media"),
-                    json!({"use_blob_urls": true, "regex_filter": r".*\.jpg"}),
+                    json!({"use_blob_urls": true, "regex_filter": regex}),
                 ),
             )
             .await,
     );
-    let done = sync(&server, &format!("/api/storages/localfiles/{id}")).await;
+    let done = sync(server, &format!("/api/storages/localfiles/{id}")).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["last_sync_count"], 1, "{done}");
-    let task = project_tasks(&server, project).await.remove(0);
+    project_tasks(server, project).await.remove(0)
+}
+
+async fn blob_mode(server: Server) {
+    let area = Area::new();
+    let jpeg: Vec<u8> = b"\xff\xd8\xff\xe0 not really a jpeg 0123456789".to_vec();
+    area.write("media/a.jpg", &jpeg);
+    area.write("media/notes.txt", "notes");
+    let task = one_blob_task(&server, &area, "Local blobs", r".*\.jpg").await;
     let url = format!("/data/local-files/?d={}", area.d("media/a.jpg"));
     assert_eq!(task["data"]["image"], url.as_str(), "{task}");
     let (status, raw) = server
@@ -360,23 +366,7 @@ async fn special_names(server: Server) {
     area.write("tasks/tasks [1] 100%41.json", r#"{"text": "special"}"#);
 
     // Blob mode: the regex sees the file's own name, and the link serves that file.
-    let project = server.project("Local names", IMAGE_CONFIG).await;
-    let id = created_id(
-        &server
-            .post_json(
-                "/api/storages/localfiles",
-                storage(
-                    project,
-                    &area.folder("media"),
-                    json!({"use_blob_urls": true, "regex_filter": r".*\[1\] #2 100%"}),
-                ),
-            )
-            .await,
-    );
-    let done = sync(&server, &format!("/api/storages/localfiles/{id}")).await;
-    assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(done["last_sync_count"], 1, "{done}");
-    let task = project_tasks(&server, project).await.remove(0);
+    let task = one_blob_task(&server, &area, "Local names", r".*\[1\] #2 100%").await;
     assert_eq!(task["storage_filename"], image, "{task}");
     let url = task["data"]["image"].as_str().unwrap_or_else(|| panic!("{task}"));
     let d = url
