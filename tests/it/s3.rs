@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::harness::{Api, Server, TEXT_CONFIG, assert_error, for_each_engine, non_field_error};
 use crate::storage_helpers::{
-    Guarded, IMAGE_CONFIG, assert_lists_storage, assert_lists_type, chosen, counts, created_id,
+    Guarded, IMAGE_CONFIG, assert_lists_storage, assert_lists_type, assert_serves_range, chosen, counts, created_id,
     follows_annotation_on_save, project_tasks, tasks_per_key, wait_final,
 };
 
@@ -466,18 +466,7 @@ async fn resolver(server: Server, env: S3Env) {
     assert_eq!(response.status(), StatusCode::OK);
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
     assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
-    let response = server
-        .raw(Method::GET, &url)
-        .header("Range", "bytes=0-3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(
-        response.headers()["content-range"].to_str().unwrap(),
-        format!("bytes 0-3/{}", bytes.len())
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), &bytes[..4]);
+    assert_serves_range(&server, &url, &bytes, 0, 3).await;
     let response = server
         .raw(Method::GET, &url)
         .header("If-None-Match", &etag)
